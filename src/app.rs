@@ -1,0 +1,124 @@
+//! The application state shared by every connection: settings, stores, hot cache, policies,
+//! access rules, metrics and health. [`App::build`] wires them from validated settings.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::cache::{CacheConfig, HotCache};
+use crate::config::Settings;
+use crate::db::{Database, DbSettings};
+use crate::health::{Health, StoreProbeTarget};
+use crate::metrics::Metrics;
+use crate::object::Loader;
+use crate::policy::PolicyHandle;
+use crate::signing::AccessRules;
+use crate::store::{Source, Stores};
+
+/// The policies compiled into the binary, used when no policy path is given and `./policies`
+/// does not exist, so `cdn-origin ./public` works from any folder.
+pub const EMBEDDED_POLICIES: &str = include_str!("../policies/default.toml");
+
+/// Shared state.
+pub struct App {
+    /// Validated settings.
+    pub settings: Settings,
+    /// The stores, in search order.
+    pub stores: Arc<Stores>,
+    /// The hot cache in front of them.
+    pub cache: Arc<HotCache>,
+    /// Cache policies (reloadable).
+    pub policies: Arc<PolicyHandle>,
+    /// Private prefix, signatures and CORS.
+    pub access: AccessRules,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Health state.
+    pub health: Arc<Health>,
+    /// The database, when configured.
+    pub db: Option<Arc<Database>>,
+    /// Cache evictions already added to the metrics counter.
+    pub reported_evictions: std::sync::atomic::AtomicU64,
+}
+
+impl App {
+    /// Builds the app. `sources` overrides the settings' sources (tests inject stores).
+    pub fn build(settings: Settings, sources: Option<Vec<Source>>) -> Result<Arc<App>, String> {
+        let sources = match sources {
+            Some(s) => s,
+            None => settings
+                .sources
+                .iter()
+                .map(|spec| Source::build(spec, &settings))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let policies = Arc::new(load_policies(&settings.policies, settings.policies_explicit)?);
+        let metrics = Arc::new(Metrics::new());
+        let probes = sources
+            .iter()
+            .map(|s| StoreProbeTarget { name: s.name.clone(), store: s.store() })
+            .collect();
+        let stores = Arc::new(
+            Stores::new(sources, settings.store_timeout, settings.slow_store)
+                .with_breakers(settings.breaker_failures, settings.breaker_cooldown)
+                .with_metrics(metrics.clone()),
+        );
+        let loader = Arc::new(Loader::new(stores.clone(), settings.etag_hash_limit, settings.cache_max_object));
+        let cache = HotCache::new(
+            CacheConfig {
+                budget: settings.cache_size,
+                max_object: settings.cache_max_object,
+                revalidate_after: settings.revalidate_after,
+                stale_while_revalidate: settings.stale_while_revalidate,
+                stale_if_error: settings.stale_if_error,
+                negative_ttl: settings.negative_ttl,
+            },
+            loader,
+        );
+        let db = match &settings.database_url {
+            Some(url) => Some(Arc::new(
+                Database::new(DbSettings::production(url.clone()), metrics.clone())
+                    .map_err(|e| format!("database_url: {e}"))?,
+            )),
+            None => None,
+        };
+        let runtime = Arc::new(crate::status::Runtime { cache: cache.clone(), stores: stores.clone() });
+        let health = Health::new(probes, db.clone(), metrics.clone(), runtime, settings.health_interval, env!("CARGO_PKG_VERSION"));
+        let access = AccessRules::new(settings.private_prefix.clone(), settings.signing_secret.clone(), &settings.cors_origins);
+        Ok(Arc::new(App {
+            settings,
+            stores,
+            cache,
+            policies,
+            access,
+            metrics,
+            health,
+            db,
+            reported_evictions: Default::default(),
+        }))
+    }
+
+    /// Starts the background tasks (health probes, the traffic-history writer).
+    pub fn spawn_background(self: &Arc<Self>) {
+        self.health.spawn_probes();
+        if let Some(db) = &self.db {
+            db.spawn_minute_writer(self.metrics.clone(), self.settings.instance.clone());
+        }
+    }
+
+    /// The Prometheus text, with cache and breaker gauges brought up to date first.
+    pub fn metrics_text(&self) -> String {
+        crate::status::refresh_gauges(self);
+        self.metrics.encode()
+    }
+}
+
+/// Loads policies from `path`; when the path was not given explicitly and does not exist, the
+/// embedded defaults are used.
+pub fn load_policies(path: &Path, explicit: bool) -> Result<PolicyHandle, String> {
+    if !explicit && !path.exists() {
+        let set = crate::policy::PolicySet::from_str(EMBEDDED_POLICIES, "embedded policies/default.toml")
+            .map_err(|e| e.to_string())?;
+        return Ok(PolicyHandle::from_set(set));
+    }
+    PolicyHandle::load(path).map_err(|e| e.to_string())
+}

@@ -1,0 +1,139 @@
+//! The `cdn-origin` command: parse settings, set up logging, run the server or a subcommand.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cdn_origin::app::{App, load_policies};
+use cdn_origin::config::{Cli, Command, LogFormat, PolicyCommand, ServeArgs, Settings};
+use cdn_origin::server::{Server, shutdown_signal};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            None => serve(cli.serve).await,
+            Some(Command::Serve(args)) => serve(args).await,
+            Some(Command::CheckConfig(args)) => check_config(args),
+            Some(Command::Policy { action: PolicyCommand::Explain { path, policies } }) => explain(&path, &policies),
+            Some(Command::Report { since, database_url }) => {
+                match cdn_origin::report::report(&database_url, since.0).await {
+                    Ok(text) => {
+                        print!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(&format!("report: {e:#}")),
+                }
+            }
+            Some(Command::Sign { path, ttl, secret, base }) => {
+                match cdn_origin::signing::sign(secret.as_bytes(), &path, ttl.0) {
+                    Ok(url) => {
+                        println!("{}{url}", base.trim_end_matches('/'));
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(&e),
+                }
+            }
+            Some(Command::Healthcheck { url }) => healthcheck(&url).await,
+        }
+    })
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let settings = match Settings::resolve(&args) {
+        Ok(s) => s,
+        Err(e) => return fail(&e.to_string()),
+    };
+    init_tracing(settings.log_format);
+    let app = match App::build(settings, None) {
+        Ok(app) => app,
+        Err(e) => return fail(&e),
+    };
+    let server = match Server::bind(app.clone()).await {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("cannot listen on {}: {e}", app.settings.listen)),
+    };
+    app.spawn_background();
+    cdn_origin::policy::spawn_reload_on_sighup(app.policies.clone());
+    tracing::info!(
+        sources = ?app.settings.sources.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        version = env!("CARGO_PKG_VERSION"),
+        "cdn-origin starting"
+    );
+    server.run(shutdown_signal()).await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+fn check_config(args: ServeArgs) -> ExitCode {
+    let settings = match Settings::resolve(&args) {
+        Ok(s) => s,
+        Err(e) => return fail(&e.to_string()),
+    };
+    if let Err(e) = load_policies(&settings.policies, settings.policies_explicit) {
+        return fail(&e);
+    }
+    for spec in &settings.sources {
+        if let Err(e) = cdn_origin::store::Source::build(spec, &settings) {
+            return fail(&format!("source {spec}: {e}"));
+        }
+    }
+    println!("configuration OK: {} source(s), listening on {}", settings.sources.len(), settings.listen);
+    ExitCode::SUCCESS
+}
+
+fn explain(path: &str, policies: &std::path::Path) -> ExitCode {
+    let explicit = policies != std::path::Path::new("policies");
+    match load_policies(policies, explicit) {
+        Ok(handle) => {
+            let (_, mime) = cdn_origin::object::content_type_for(path.trim_start_matches('/'));
+            let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
+            print!("{}", handle.current().explain(&path, &mime));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// A minimal HTTP/1.0 GET so the container image needs no curl.
+async fn healthcheck(url: &str) -> ExitCode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(parsed) = url::Url::parse(url) else {
+        return fail("healthcheck: bad URL");
+    };
+    let host = parsed.host_str().unwrap_or("127.0.0.1").to_string();
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+        let req = format!("GET {} HTTP/1.0\r\nHost: {host}\r\n\r\n", parsed.path());
+        s.write_all(req.as_bytes()).await?;
+        let mut buf = vec![0u8; 64];
+        let n = s.read(&mut buf).await?;
+        Ok::<bool, std::io::Error>(buf[..n].starts_with(b"HTTP/1.1 200") || buf[..n].starts_with(b"HTTP/1.0 200"))
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(3), attempt).await {
+        Ok(Ok(true)) => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    }
+}

@@ -1,0 +1,242 @@
+//! The resolved object: metadata, validators, content type, the whole body when it is small,
+//! and the precompressed sidecars that exist beside it. [`Loader`] builds one from the stores;
+//! the hot cache ([`crate::cache`]) keeps them.
+//!
+//! ETags (issue 2, point 6) must be the same on every node and every deploy for the same bytes:
+//! - objects up to `etag_hash_limit` get the SHA-256 of their content, computed once and
+//!   remembered in a memo keyed by (source, location, size, modification time, store ETag), so
+//!   the same bytes are hashed once, not per request;
+//! - larger objects get a SHA-256 derived from what changes with the content: the store's ETag
+//!   and version for remote stores, size and modification time for local files (never the
+//!   inode), so serving a range never reads the whole object.
+//!
+//! A precompressed sidecar (`style.css.br` beside `style.css`) is its own representation with
+//! its own bytes, so its ETag is derived from the identity ETag *and* the sidecar's own
+//! validators: replacing either changes it.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::HeaderValue;
+use lru::LruCache;
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+use crate::encoding::Encoding;
+use crate::etag::ETag;
+use crate::store::{ObjectInfo, StoreError, Stores};
+
+/// A precompressed sibling of an object.
+#[derive(Debug, Clone)]
+pub struct Sidecar {
+    /// Its encoding.
+    pub encoding: Encoding,
+    /// Where it lives.
+    pub info: ObjectInfo,
+    /// Its representation ETag.
+    pub etag: ETag,
+    /// Its bytes when small enough to keep.
+    pub body: Option<Bytes>,
+}
+
+/// Everything the pipeline needs to answer for one key.
+#[derive(Debug, Clone)]
+pub struct Object {
+    /// The key it was found under.
+    pub key: String,
+    /// Store metadata.
+    pub info: ObjectInfo,
+    /// Strong ETag of the identity representation.
+    pub etag: ETag,
+    /// Content-Type for every representation.
+    pub content_type: HeaderValue,
+    /// The content type's essence (`text/css`), for policy matching and compressibility.
+    pub mime: String,
+    /// The whole identity body, when small enough to keep in memory.
+    pub body: Option<Bytes>,
+    /// Sidecars that exist, in server preference order.
+    pub sidecars: Vec<Sidecar>,
+}
+
+impl Object {
+    /// Bytes this object holds in memory (for the cache's byte budget).
+    pub fn weight(&self) -> u64 {
+        let meta = 256 + self.key.len() as u64 + self.mime.len() as u64;
+        let body = self.body.as_ref().map_or(0, |b| b.len() as u64);
+        let sidecars: u64 = self
+            .sidecars
+            .iter()
+            .map(|s| 128 + s.body.as_ref().map_or(0, |b| b.len() as u64))
+            .sum();
+        meta + body + sidecars
+    }
+
+    /// The sidecar for `encoding`, if one exists.
+    pub fn sidecar(&self, encoding: Encoding) -> Option<&Sidecar> {
+        self.sidecars.iter().find(|s| s.encoding == encoding)
+    }
+}
+
+/// Content-Type and its essence for a key, by extension (mime_guess); `charset=utf-8` on text
+/// types and on JavaScript/JSON; `application/octet-stream` when unknown.
+pub fn content_type_for(key: &str) -> (HeaderValue, String) {
+    let mime = mime_guess::from_path(key).first_or_octet_stream();
+    let essence = mime.essence_str().to_string();
+    let texty = mime.type_() == mime_guess::mime::TEXT
+        || matches!(
+            essence.as_str(),
+            "application/javascript" | "application/json" | "application/xml" | "image/svg+xml"
+        );
+    let value = if texty && mime.get_param("charset").is_none() {
+        format!("{essence}; charset=utf-8")
+    } else {
+        mime.to_string()
+    };
+    let header = HeaderValue::from_str(&value)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    (header, essence)
+}
+
+/// Memo key: everything that changes when the bytes change.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct MemoKey {
+    source: usize,
+    location: String,
+    size: u64,
+    mtime_nanos: u128,
+    last_modified: std::time::SystemTime,
+    store_etag: Option<String>,
+}
+
+impl MemoKey {
+    fn of(info: &ObjectInfo) -> MemoKey {
+        MemoKey {
+            source: info.source,
+            location: info.location.to_string(),
+            size: info.size,
+            mtime_nanos: info.mtime_nanos,
+            last_modified: info.last_modified,
+            store_etag: info.store_etag.clone(),
+        }
+    }
+}
+
+/// Loads [`Object`]s from the stores.
+#[derive(Debug)]
+pub struct Loader {
+    stores: Arc<Stores>,
+    hash_limit: u64,
+    keep_body_limit: u64,
+    memo: Mutex<LruCache<MemoKey, ETag>>,
+}
+
+impl Loader {
+    /// `hash_limit`: content-hash ETags up to this size; `keep_body_limit`: bodies up to this
+    /// size are kept in the [`Object`] (0 keeps none).
+    pub fn new(stores: Arc<Stores>, hash_limit: u64, keep_body_limit: u64) -> Loader {
+        let cap = NonZeroUsize::new(100_000).unwrap_or(NonZeroUsize::MIN);
+        Loader { stores, hash_limit, keep_body_limit, memo: Mutex::new(LruCache::new(cap)) }
+    }
+
+    /// The stores behind this loader.
+    pub fn stores(&self) -> &Arc<Stores> {
+        &self.stores
+    }
+
+    /// Metadata only (for revalidation): `None` when no source has the key.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        self.stores.head(key).await
+    }
+
+    /// Loads an object with its validators and sidecars; `None` when no source has it.
+    pub async fn load(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        let Some(info) = self.stores.head(key).await? else {
+            return Ok(None);
+        };
+        self.load_known(key, info).await.map(Some)
+    }
+
+    /// Builds the object for metadata already looked up.
+    pub async fn load_known(&self, key: &str, info: ObjectInfo) -> Result<Object, StoreError> {
+        let (content_type, mime) = content_type_for(key);
+        let (etag, body) = self.validators(&info).await?;
+        let sidecars = if crate::encoding::is_compressible(&mime) {
+            self.sidecars(key, &info, &etag).await?
+        } else {
+            Vec::new()
+        };
+        Ok(Object { key: key.to_string(), info, etag, content_type, mime, body, sidecars })
+    }
+
+    /// The ETag of `info`, and its body when it is small enough to keep.
+    async fn validators(&self, info: &ObjectInfo) -> Result<(ETag, Option<Bytes>), StoreError> {
+        let memo_key = MemoKey::of(info);
+        let keep = info.size <= self.keep_body_limit;
+        let remembered = self.memo.lock().get(&memo_key).cloned();
+        if let Some(etag) = remembered {
+            let body = if keep { Some(self.stores.read_all(info).await?) } else { None };
+            return Ok((etag, body));
+        }
+        if info.size > self.hash_limit {
+            return Ok((derived_etag(info), None));
+        }
+        let bytes = self.stores.read_all(info).await?;
+        let etag = hash_bytes(bytes.clone()).await;
+        self.memo.lock().put(memo_key, etag.clone());
+        Ok((etag, keep.then_some(bytes)))
+    }
+
+    async fn sidecars(
+        &self,
+        key: &str,
+        identity: &ObjectInfo,
+        identity_etag: &ETag,
+    ) -> Result<Vec<Sidecar>, StoreError> {
+        let lookups = Encoding::COMPRESSED.map(|enc| {
+            let sidecar_key = format!("{key}{}", enc.sidecar_suffix().unwrap_or(""));
+            async move { (enc, self.stores.head_in(identity.source, &sidecar_key).await) }
+        });
+        let mut found = Vec::new();
+        for (encoding, result) in futures::future::join_all(lookups).await {
+            let Some(info) = result? else { continue };
+            let (own, body) = self.validators(&info).await?;
+            let etag = ETag::derive(&[
+                identity_etag.opaque().as_bytes(),
+                encoding.token().as_bytes(),
+                own.opaque().as_bytes(),
+            ]);
+            found.push(Sidecar { encoding, info, etag, body });
+        }
+        Ok(found)
+    }
+}
+
+/// SHA-256 of a body; large bodies are hashed on the blocking pool.
+async fn hash_bytes(bytes: Bytes) -> ETag {
+    if bytes.len() <= 64 * 1024 {
+        return ETag::from_sha256(&Sha256::digest(&bytes));
+    }
+    match tokio::task::spawn_blocking(move || Sha256::digest(&bytes)).await {
+        Ok(digest) => ETag::from_sha256(&digest),
+        // The blocking pool is shutting down; fall back to an inline hash.
+        Err(_) => ETag::derive(&[b"unhashed"]),
+    }
+}
+
+/// ETag for objects above the hash limit, from what changes with the content.
+fn derived_etag(info: &ObjectInfo) -> ETag {
+    let size = info.size.to_be_bytes();
+    match (&info.store_etag, &info.version) {
+        (Some(tag), version) => ETag::derive(&[
+            b"store",
+            tag.as_bytes(),
+            version.as_deref().unwrap_or("").as_bytes(),
+            &size,
+        ]),
+        (None, _) => {
+            let mtime = info.mtime_nanos.to_be_bytes();
+            ETag::derive(&[b"local", &size, &mtime])
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! The object pipeline, top to bottom. Each step is a function of its own module:
+//!
+//! 1. **parse** ([`crate::request`]): method, path → key (traversal-safe), preconditions,
+//!    Range, Accept-Encoding. Nothing after this step reads raw headers.
+//! 2. **resolve** ([`crate::cache`], [`crate::store`]): hot cache, else the stores (one request
+//!    per key at a time); the result carries metadata, validators, content type and sidecars.
+//! 3. **select** ([`crate::encoding`]): the representation (precompressed sidecar, cached
+//!    compressed variant, on-the-fly compression, or identity) by Accept-Encoding. It comes
+//!    before the preconditions because RFC 9110 §13.2 evaluates them against the *selected*
+//!    representation: each encoding has its own ETag.
+//! 4. **decide** ([`crate::conditional`]): §13.2.2 in order → proceed, 304 or 412.
+//! 5. **range** ([`crate::range`]): the byte range(s) of the selected representation, only when
+//!    its bytes are stable (never a compression stream in flight) and If-Range allows.
+//! 6. **policy** ([`crate::policy`]): precomputed Cache-Control & co. for path and type.
+//! 7. **respond** ([`crate::response`]), then **record** ([`crate::metrics`]).
+//!
+//! A cache hit goes through steps 3-7 exactly like a miss, so the two differ only in
+//! `Cache-Status`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+
+use crate::app::App;
+use crate::cache::{CacheStatus, Lookup};
+use crate::conditional::{self, Precondition, Validators};
+use crate::encoding::{self, Encoding};
+use crate::etag::ETag;
+use crate::metrics::{CacheLabel, ContentClass};
+use crate::object::Object;
+use crate::range::{self, Multipart, RangeDecision};
+use crate::request::{ObjectMethod, ObjectRequest, PathError, map_path};
+use crate::response::{self, Body, ObjectHeaders, Vary};
+use crate::store::{BodyStream, ObjectInfo, StoreError};
+
+/// Where the bytes of the selected representation come from.
+enum Content {
+    /// Whole in memory (cached body, sidecar or compressed variant).
+    Memory(Bytes),
+    /// Read from the store on demand (ranges read just their bytes).
+    Store(ObjectInfo),
+    /// On-the-fly compression of a store stream: no known length, no ranges.
+    Compress(ObjectInfo, Encoding),
+}
+
+/// The selected representation.
+struct Representation {
+    encoding: Encoding,
+    etag: ETag,
+    content: Content,
+}
+
+impl Representation {
+    /// Length, when the bytes are stable and known.
+    fn len(&self) -> Option<u64> {
+        match &self.content {
+            Content::Memory(b) => Some(b.len() as u64),
+            Content::Store(info) => Some(info.size),
+            Content::Compress(..) => None,
+        }
+    }
+}
+
+/// What the pipeline hands back for metrics and the access log.
+pub struct Outcome {
+    /// The response.
+    pub response: Response<Body>,
+    /// Cache label for metrics.
+    pub cache: CacheLabel,
+    /// Content class for metrics.
+    pub class: ContentClass,
+    /// Bytes a 304 saved (the size the 200 would have sent).
+    pub saved_not_modified: u64,
+    /// Bytes compression saved.
+    pub saved_compression: u64,
+}
+
+impl Outcome {
+    fn plain(response: Response<Body>) -> Outcome {
+        Outcome {
+            response,
+            cache: CacheLabel::Bypass,
+            class: ContentClass::Other,
+            saved_not_modified: 0,
+            saved_compression: 0,
+        }
+    }
+}
+
+/// Serves one object request (every path that is not an internal endpoint).
+pub async fn handle(app: &Arc<App>, req: &Request<hyper::body::Incoming>) -> Outcome {
+    let method = match *req.method() {
+        http::Method::GET => ObjectMethod::Get,
+        http::Method::HEAD => ObjectMethod::Head,
+        http::Method::OPTIONS => return Outcome::plain(response::options()),
+        _ => return Outcome::plain(response::method_not_allowed()),
+    };
+    let policies = app.policies.current();
+    let error_policy = policies.error_policy();
+    let target = match map_path(req.uri(), app.settings.serve_dotfiles) {
+        Ok(t) => t,
+        Err(PathError::Bad(why)) => {
+            tracing::debug!(path = req.uri().path(), why, "bad path");
+            return Outcome::plain(response::plain(StatusCode::BAD_REQUEST, "bad request\n", None));
+        }
+        Err(PathError::Hidden(_)) => {
+            return Outcome::plain(not_found(error_policy));
+        }
+        Err(PathError::TooLong) => {
+            return Outcome::plain(response::plain(StatusCode::URI_TOO_LONG, "uri too long\n", None));
+        }
+    };
+    let oreq = ObjectRequest::new(method, target, req.uri(), req.headers());
+
+    let private = match app.access.check(&oreq) {
+        crate::signing::Access::Public => false,
+        crate::signing::Access::SignedPrivate => true,
+        crate::signing::Access::Hidden => return Outcome::plain(not_found(error_policy)),
+        crate::signing::Access::Forbidden => {
+            return Outcome::plain(response::plain(StatusCode::FORBIDDEN, "forbidden\n", None));
+        }
+    };
+
+    let lookup = match app.cache.lookup(&oreq.target.key).await {
+        Ok(l) => l,
+        Err(e) => return Outcome::plain(store_failure(&e, error_policy)),
+    };
+    let Some(object) = lookup.object.clone() else {
+        return Outcome::plain(missing(app, &oreq, req.uri(), error_policy).await);
+    };
+    serve(app, &oreq, &lookup, &object, private).await
+}
+
+/// 404, or a 308 to `/dir/` when `dir/index.html` exists (issue 2, point 3).
+async fn missing(
+    app: &Arc<App>,
+    oreq: &ObjectRequest,
+    uri: &http::Uri,
+    error_policy: &crate::policy::Policy,
+) -> Response<Body> {
+    if !oreq.target.is_index {
+        let index_key = format!("{}/index.html", oreq.target.key);
+        if let Ok(Lookup { object: Some(_), .. }) = app.cache.lookup(&index_key).await {
+            let mut location = format!("{}/", uri.path());
+            if let Some(q) = uri.query() {
+                location.push('?');
+                location.push_str(q);
+            }
+            return response::permanent_redirect(&location, error_policy);
+        }
+    }
+    not_found(error_policy)
+}
+
+fn not_found(error_policy: &crate::policy::Policy) -> Response<Body> {
+    response::plain(StatusCode::NOT_FOUND, "not found\n", Some(error_policy))
+}
+
+/// Maps a store failure to 502/503/504 (the cause goes to the log).
+fn store_failure(e: &StoreError, error_policy: &crate::policy::Policy) -> Response<Body> {
+    tracing::warn!(error = %e, "store failure");
+    match e {
+        StoreError::CircuitOpen { retry_after, .. } => response::unavailable(*retry_after, error_policy),
+        StoreError::Timeout { .. } => {
+            response::plain(StatusCode::GATEWAY_TIMEOUT, "store timeout\n", None)
+        }
+        _ => response::plain(StatusCode::BAD_GATEWAY, "store error\n", None),
+    }
+}
+
+async fn serve(
+    app: &Arc<App>,
+    oreq: &ObjectRequest,
+    lookup: &Lookup,
+    object: &Arc<Object>,
+    private: bool,
+) -> Outcome {
+    let policies = app.policies.current();
+    let policy = policies.select(&oreq.target.path, &object.mime);
+    let class = ContentClass::from_content_type(&object.mime);
+    let cache = match lookup.status {
+        CacheStatus::Hit => CacheLabel::Hit,
+        CacheStatus::Miss => CacheLabel::Miss,
+        CacheStatus::Stale(_) => CacheLabel::Stale,
+        CacheStatus::Bypass => CacheLabel::Bypass,
+    };
+    let mut outcome = Outcome::plain(response::plain(StatusCode::OK, "", None));
+    outcome.cache = cache;
+    outcome.class = class;
+
+    // 3. select
+    let on_the_fly = encoding::is_compressible(&object.mime)
+        && !policy.no_transform
+        && object.info.size >= app.settings.compress_min_size;
+    let negotiable = on_the_fly || !object.sidecars.is_empty();
+    let cors = app.access.cors(oreq, &object.mime);
+    let vary = Vary { accept_encoding: negotiable, origin: cors.varies };
+    let chosen = if negotiable {
+        let mut available: Vec<Encoding> = Encoding::COMPRESSED
+            .into_iter()
+            .filter(|e| on_the_fly || object.sidecar(*e).is_some())
+            .collect();
+        available.push(Encoding::Identity);
+        oreq.accept_encoding.negotiate(&available)
+    } else {
+        Some(Encoding::Identity)
+    };
+    let headers = |etag| ObjectHeaders {
+        etag,
+        last_modified: object.info.last_modified,
+        policy,
+        vary,
+        cache_status: lookup.cache_status_header(),
+        private,
+        cors: cors.allow_origin.clone(),
+    };
+    let Some(chosen) = chosen.or(app.settings.identity_fallback.then_some(Encoding::Identity)) else {
+        let mut res = response::plain(StatusCode::NOT_ACCEPTABLE, "no acceptable encoding\n", Some(policies.error_policy()));
+        if let Some(v) = vary.header_value() {
+            res.headers_mut().insert(header::VARY, v);
+        }
+        outcome.response = res;
+        return outcome;
+    };
+    let rep = match select(app, object, chosen).await {
+        Ok(rep) => rep,
+        Err(e) => {
+            outcome.response = store_failure(&e, policies.error_policy());
+            return outcome;
+        }
+    };
+
+    // 4. decide
+    let validators = Validators { etag: &rep.etag, last_modified: Some(object.info.last_modified) };
+    match conditional::evaluate(&oreq.conditions, oreq.method.as_method(), &validators) {
+        Precondition::Proceed => {}
+        Precondition::NotModified => {
+            let mut res = Response::new(response::empty());
+            *res.status_mut() = StatusCode::NOT_MODIFIED;
+            headers(&rep.etag).write(res.headers_mut());
+            outcome.saved_not_modified = rep.len().unwrap_or(object.info.size);
+            outcome.response = res;
+            return outcome;
+        }
+        Precondition::Failed => {
+            let mut res = response::plain(StatusCode::PRECONDITION_FAILED, "precondition failed\n", None);
+            res.headers_mut().insert(header::ETAG, rep.etag.header_value());
+            outcome.response = res;
+            return outcome;
+        }
+    }
+
+    // 5. range
+    let decision = match (rep.len(), &oreq.range) {
+        (Some(len), Some(h)) if conditional::range_allowed(&oreq.conditions, &validators) => {
+            range::decide(Some(h), len)
+        }
+        _ => RangeDecision::Full,
+    };
+
+    // 6-7. respond
+    if rep.encoding != Encoding::Identity {
+        if let Some(len) = rep.len() {
+            outcome.saved_compression = object.info.size.saturating_sub(len);
+        }
+    }
+    let mut res = Response::new(response::empty());
+    let h = res.headers_mut();
+    headers(&rep.etag).write(h);
+    if rep.encoding != Encoding::Identity {
+        h.insert(header::CONTENT_ENCODING, rep.encoding.header_value());
+    }
+    let head_only = oreq.method == ObjectMethod::Head;
+    let body: Result<Body, StoreError> = match decision {
+        RangeDecision::Full => {
+            h.insert(header::CONTENT_TYPE, object.content_type.clone());
+            if let Some(len) = rep.len() {
+                h.insert(header::ACCEPT_RANGES, response::accept_ranges());
+                h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            }
+            if head_only { Ok(response::empty()) } else { full_body(app, &rep).await }
+        }
+        RangeDecision::Partial(ranges) if ranges.len() == 1 => {
+            let r = ranges[0].clone();
+            let len = rep.len().unwrap_or(0);
+            *res.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let h = res.headers_mut();
+            h.insert(header::CONTENT_TYPE, object.content_type.clone());
+            h.insert(header::CONTENT_RANGE, range::content_range(&r, len));
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(r.end - r.start));
+            range_body(app, &rep, r).await
+        }
+        RangeDecision::Partial(ranges) => {
+            let len = rep.len().unwrap_or(0);
+            let multipart = Multipart::new(&ranges, len, &object.content_type);
+            *res.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let h = res.headers_mut();
+            h.insert(header::CONTENT_TYPE, multipart.content_type());
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(multipart.content_length()));
+            Ok(multipart_body(app.clone(), rep, multipart))
+        }
+        RangeDecision::Unsatisfiable => {
+            let len = rep.len().unwrap_or(0);
+            let mut r = response::plain(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable\n", Some(policies.error_policy()));
+            r.headers_mut().insert(header::CONTENT_RANGE, range::unsatisfied_content_range(len));
+            if let Some(v) = vary.header_value() {
+                r.headers_mut().insert(header::VARY, v);
+            }
+            r.headers_mut().insert(header::ETAG, rep.etag.header_value());
+            outcome.response = r;
+            return outcome;
+        }
+    };
+    match body {
+        Ok(body) => {
+            *res.body_mut() = body;
+            outcome.response = res;
+        }
+        Err(e) => outcome.response = store_failure(&e, policies.error_policy()),
+    }
+    outcome
+}
+
+/// Picks the bytes for `encoding`: a sidecar, a cached compressed variant (made once), a
+/// compression stream for objects too big to hold, or identity.
+async fn select(app: &Arc<App>, object: &Arc<Object>, encoding: Encoding) -> Result<Representation, StoreError> {
+    if encoding == Encoding::Identity {
+        let content = match &object.body {
+            Some(b) => Content::Memory(b.clone()),
+            None => Content::Store(object.info.clone()),
+        };
+        return Ok(Representation { encoding, etag: object.etag.clone(), content });
+    }
+    if let Some(sidecar) = object.sidecar(encoding) {
+        let content = match &sidecar.body {
+            Some(b) => Content::Memory(b.clone()),
+            None => Content::Store(sidecar.info.clone()),
+        };
+        return Ok(Representation { encoding, etag: sidecar.etag.clone(), content });
+    }
+    let etag = object.etag.with_suffix(encoding.token());
+    let Some(body) = &object.body else {
+        return Ok(Representation { encoding, etag, content: Content::Compress(object.info.clone(), encoding) });
+    };
+    if let Some(bytes) = app.cache.variant(&object.key, &object.etag, encoding) {
+        return Ok(Representation { encoding, etag, content: Content::Memory(bytes) });
+    }
+    let compressed = encoding::compress_bytes(encoding, body.clone()).await.map_err(|e| StoreError::Io {
+        store: "compression".into(),
+        source: e,
+    })?;
+    app.cache.put_variant(&object.key, &object.etag, encoding, compressed.clone());
+    Ok(Representation { encoding, etag, content: Content::Memory(compressed) })
+}
+
+async fn full_body(app: &Arc<App>, rep: &Representation) -> Result<Body, StoreError> {
+    match &rep.content {
+        Content::Memory(b) => Ok(response::full(b.clone())),
+        Content::Store(info) => Ok(response::stream(app.stores.read(info, 0..info.size).await?)),
+        Content::Compress(info, enc) => {
+            let source = app.stores.read(info, 0..info.size).await?;
+            Ok(response::stream(encoding::compress_stream(*enc, source)))
+        }
+    }
+}
+
+async fn range_body(app: &Arc<App>, rep: &Representation, r: std::ops::Range<u64>) -> Result<Body, StoreError> {
+    match &rep.content {
+        Content::Memory(b) => Ok(response::full(b.slice(r.start as usize..r.end as usize))),
+        Content::Store(info) => Ok(response::stream(app.stores.read(info, r).await?)),
+        // Never reached: compression streams have no length, so no range is decided.
+        Content::Compress(..) => Err(StoreError::Io {
+            store: "range".into(),
+            source: std::io::Error::other("range over a compression stream"),
+        }),
+    }
+}
+
+/// multipart/byteranges: each part's head, then its bytes, read part by part.
+fn multipart_body(app: Arc<App>, rep: Representation, multipart: Multipart) -> Body {
+    let closing = multipart.closing();
+    let parts: Vec<_> = multipart.parts().iter().map(|p| (p.head.clone(), p.range.clone())).collect();
+    let rep = Arc::new(rep);
+    let chunks = stream::iter(parts).then(move |(head, r)| {
+        let app = app.clone();
+        let rep = rep.clone();
+        async move {
+            let data: BodyStream = match &rep.content {
+                Content::Memory(b) => {
+                    stream::iter([Ok(b.slice(r.start as usize..r.end as usize))]).boxed()
+                }
+                Content::Store(info) => app.stores.read(info, r).await.map_err(std::io::Error::other)?,
+                Content::Compress(..) => return Err(std::io::Error::other("range over a compression stream")),
+            };
+            Ok::<_, std::io::Error>(stream::iter([Ok(head)]).chain(data).boxed())
+        }
+    });
+    let body = chunks
+        .map(|r| match r {
+            Ok(s) => s,
+            Err(e) => stream::iter([Err(e)]).boxed(),
+        })
+        .flatten()
+        .chain(stream::iter([Ok(closing)]));
+    response::stream(body.boxed())
+}
+
+/// Records metrics and the access log line for one finished response.
+pub fn record(app: &App, method: &http::Method, path: &str, outcome: &Outcome, started: Instant) {
+    let status = outcome.response.status();
+    let bytes = outcome
+        .response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|_| method != http::Method::HEAD)
+        .unwrap_or(0);
+    let latency = started.elapsed();
+    app.metrics.record_request(&crate::metrics::RequestRecord {
+        method,
+        status,
+        cache: outcome.cache,
+        class: outcome.class,
+        body_bytes: bytes,
+        saved_not_modified: outcome.saved_not_modified,
+        saved_compression: outcome.saved_compression,
+        latency,
+    });
+    if app.settings.access_log {
+        tracing::info!(
+            target: "access",
+            method = %method,
+            path,
+            status = status.as_u16(),
+            bytes,
+            duration_ms = latency.as_secs_f64() * 1000.0,
+            cache = ?outcome.cache,
+            "request"
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! Step 6 of the pipeline: the one place that builds a `Response`.
+//!
+//! [`ObjectHeaders::write`] writes the validator and caching headers (ETag, Last-Modified,
+//! Cache-Control and friends, Vary, Cache-Status) for 200, 206 and 304 alike: RFC 9110
+//! §15.4.5 wants the same ETag, Cache-Control and Vary on a 304 as on the 200 it stands for,
+//! and a CDN that revalidates uses them to refresh its copy. Error responses carry a short
+//! fixed text; causes go to the log, never to the client.
+
+use std::io;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::UnsyncBoxBody};
+
+use crate::etag::ETag;
+use crate::policy::Policy;
+use crate::store::BodyStream;
+
+/// The response body type of the whole server.
+pub type Body = UnsyncBoxBody<Bytes, io::Error>;
+
+/// An empty body.
+pub fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// A body from bytes in memory.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+/// A streamed body.
+pub fn stream(s: BodyStream) -> Body {
+    StreamBody::new(s.map(|r| r.map(http_body::Frame::data))).boxed_unsync()
+}
+
+/// `Cache-Status` header name (RFC 9211).
+pub static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
+static NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+static BYTES: HeaderValue = HeaderValue::from_static("bytes");
+static TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+static ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD, OPTIONS");
+
+/// What a response varies on (RFC 9110 §12.5.5), as one precomputed value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Vary {
+    /// The content could be negotiated by Accept-Encoding.
+    pub accept_encoding: bool,
+    /// CORS headers depend on Origin.
+    pub origin: bool,
+}
+
+impl Vary {
+    /// The header value, or None when the response varies on nothing.
+    pub fn header_value(self) -> Option<HeaderValue> {
+        match (self.accept_encoding, self.origin) {
+            (true, true) => Some(HeaderValue::from_static("Accept-Encoding, Origin")),
+            (true, false) => Some(HeaderValue::from_static("Accept-Encoding")),
+            (false, true) => Some(HeaderValue::from_static("Origin")),
+            (false, false) => None,
+        }
+    }
+}
+
+/// Validator and caching headers shared by 200, 206, 304 (and the negotiated 406/416).
+pub struct ObjectHeaders<'a> {
+    /// ETag of the selected representation.
+    pub etag: &'a ETag,
+    /// Last modification (whole seconds).
+    pub last_modified: SystemTime,
+    /// Cache policy for the object.
+    pub policy: &'a Policy,
+    /// Vary.
+    pub vary: Vary,
+    /// Cache-Status.
+    pub cache_status: HeaderValue,
+    /// `Cache-Control: private` regardless of policy (signed private objects).
+    pub private: bool,
+    /// CORS headers to add.
+    pub cors: Option<HeaderValue>,
+}
+
+impl ObjectHeaders<'_> {
+    /// Writes the headers into `h`.
+    pub fn write(&self, h: &mut HeaderMap) {
+        h.insert(header::ETAG, self.etag.header_value());
+        // Last-Modified is never later than Date (RFC 9110 §8.8.2.1).
+        let now = crate::store::whole_seconds(SystemTime::now());
+        let lm = self.last_modified.min(now);
+        h.insert(header::LAST_MODIFIED, http_date(lm));
+        self.policy.apply(h);
+        if self.private {
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+            h.remove(HeaderName::from_static("cdn-cache-control"));
+            h.remove(HeaderName::from_static("surrogate-key"));
+        }
+        if let Some(vary) = self.vary.header_value() {
+            h.append(header::VARY, vary);
+        }
+        h.insert(CACHE_STATUS.clone(), self.cache_status.clone());
+        h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
+        if let Some(origin) = &self.cors {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        }
+    }
+}
+
+/// An IMF-fixdate header value.
+pub fn http_date(t: SystemTime) -> HeaderValue {
+    HeaderValue::from_str(&httpdate::fmt_http_date(t))
+        .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"))
+}
+
+/// `Accept-Ranges: bytes`.
+pub fn accept_ranges() -> HeaderValue {
+    BYTES.clone()
+}
+
+/// A short plain-text response for errors and refusals, cached by the error policy.
+pub fn plain(status: StatusCode, text: &'static str, error_policy: Option<&Policy>) -> Response<Body> {
+    let mut res = Response::new(full(Bytes::from_static(text.as_bytes())));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, TEXT_PLAIN.clone());
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
+    match error_policy {
+        Some(policy) => policy.apply(h),
+        None => {
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+    }
+    res
+}
+
+/// 405 with `Allow` (RFC 9110 §15.5.6).
+pub fn method_not_allowed() -> Response<Body> {
+    let mut res = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n", None);
+    res.headers_mut().insert(header::ALLOW, ALLOW.clone());
+    res
+}
+
+/// 204 for OPTIONS with `Allow`.
+pub fn options() -> Response<Body> {
+    let mut res = Response::new(empty());
+    *res.status_mut() = StatusCode::NO_CONTENT;
+    res.headers_mut().insert(header::ALLOW, ALLOW.clone());
+    res
+}
+
+/// 503 with `Retry-After` (whole seconds, at least 1).
+pub fn unavailable(retry_after: Duration, error_policy: &Policy) -> Response<Body> {
+    let mut res = plain(StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n", Some(error_policy));
+    let secs = retry_after.as_secs().max(1);
+    res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// 308 to `location` (a path we built from a validated one, so always a valid header).
+pub fn permanent_redirect(location: &str, error_policy: &Policy) -> Response<Body> {
+    let mut res = plain(StatusCode::PERMANENT_REDIRECT, "moved\n", Some(error_policy));
+    if let Ok(v) = HeaderValue::from_str(location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}

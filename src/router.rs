@@ -1,0 +1,117 @@
+//! Routes a request: the internal endpoints (`/health`, `/health/ready`, `/health/detailed`,
+//! `/metrics`, `POST /_admin/purge`) and everything else to the object pipeline.
+//!
+//! The internal paths shadow objects of the same name; keep those names out of the store.
+//! The purge endpoint exists only when a token is configured, and the token is compared in
+//! constant time.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use subtle::ConstantTimeEq;
+
+use crate::app::App;
+use crate::pipeline;
+use crate::response::{self, Body};
+
+/// Handles one request.
+pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let path = req.uri().path();
+    let internal = matches!(path, "/health" | "/health/ready" | "/health/detailed" | "/metrics");
+    if internal {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return response::method_not_allowed();
+        }
+        let head = req.method() == Method::HEAD;
+        let (status, body, content_type) = match path {
+            "/health" => with_json(app.health.liveness()),
+            "/health/ready" => with_json(app.health.ready()),
+            "/health/detailed" => with_json(app.health.detailed()),
+            _ => (
+                StatusCode::OK,
+                Bytes::from(app.metrics_text()),
+                "text/plain; version=0.0.4; charset=utf-8",
+            ),
+        };
+        return internal_response(status, body, content_type, head);
+    }
+    if path == "/_admin/purge" && app.settings.purge_token.is_some() {
+        return purge(app, req).await;
+    }
+    let outcome = pipeline::handle(app, &req).await;
+    pipeline::record(app, req.method(), req.uri().path(), &outcome, started);
+    outcome.response
+}
+
+fn with_json((status, body): (StatusCode, Bytes)) -> (StatusCode, Bytes, &'static str) {
+    (status, body, "application/json")
+}
+
+fn internal_response(status: StatusCode, body: Bytes, content_type: &'static str, head: bool) -> Response<Body> {
+    let len = body.len();
+    let mut res = Response::new(if head { response::empty() } else { response::full(body) });
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// `POST /_admin/purge` with `Authorization: Bearer TOKEN` and a JSON body
+/// `{"path": "/a.css"}` or `{"prefix": "/assets/"}`; answers `{"purged": N}`.
+async fn purge(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::POST {
+        let mut res = response::plain(StatusCode::METHOD_NOT_ALLOWED, "use POST\n", None);
+        res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return res;
+    }
+    let expected = app.settings.purge_token.as_deref().unwrap_or_default();
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) || expected.is_empty() {
+        let mut res = response::plain(StatusCode::UNAUTHORIZED, "unauthorized\n", None);
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return res;
+    }
+    let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return response::plain(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n", None),
+    };
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct PurgeRequest {
+        path: Option<String>,
+        prefix: Option<String>,
+    }
+    let parsed: PurgeRequest = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(_) => {
+            return response::plain(
+                StatusCode::BAD_REQUEST,
+                "expected JSON {\"path\": \"/a.css\"} or {\"prefix\": \"/assets/\"}\n",
+                None,
+            );
+        }
+    };
+    let (target, prefix) = match (parsed.path, parsed.prefix) {
+        (Some(p), None) => (p, false),
+        (None, Some(p)) => (p, true),
+        _ => return response::plain(StatusCode::BAD_REQUEST, "give exactly one of path or prefix\n", None),
+    };
+    let key = target.trim_start_matches('/');
+    let purged = app.cache.purge(key, prefix);
+    tracing::info!(target = %target, prefix, purged, "purge");
+    let body = serde_json::json!({ "purged": purged }).to_string();
+    internal_response(StatusCode::OK, Bytes::from(body), "application/json", false)
+}

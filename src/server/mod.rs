@@ -1,0 +1,150 @@
+//! The listener: accepts connections, serves HTTP/1.1 (keep-alive) and HTTP/2 (h2c) through
+//! hyper-util's auto builder, and shuts down gracefully.
+//!
+//! Limits that protect the process from clients: a header-read timeout (slowloris), an idle
+//! timeout in both directions ([`idle::IdleTimeout`]), a maximum request-head size (hyper
+//! answers 431 past it), and a cap on open connections: past the cap a connection gets an
+//! immediate `503` with `Retry-After` and is closed, rather than waiting in the backlog.
+//!
+//! Shutdown (SIGTERM/SIGINT, or the future given to [`Server::run`]): stop accepting, ask every
+//! connection to finish its in-flight responses (a long video download too) and close, wait up
+//! to the drain timeout, then return so the process exits 0.
+
+pub mod idle;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use crate::app::App;
+
+/// A bound, not yet running, server.
+pub struct Server {
+    listener: TcpListener,
+    app: Arc<App>,
+}
+
+impl Server {
+    /// Binds the listen address from the settings.
+    pub async fn bind(app: Arc<App>) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(app.settings.listen).await?;
+        Ok(Server { listener, app })
+    }
+
+    /// The bound address (tests bind port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then drains.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let Server { listener, app } = self;
+        let settings = &app.settings;
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(settings.header_read_timeout)
+            .max_buf_size(settings.max_header_size)
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(settings.max_header_size as u32)
+            .max_concurrent_streams(256)
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .keep_alive_timeout(Duration::from_secs(20));
+        let graceful = GracefulShutdown::new();
+        let permits = Arc::new(Semaphore::new(settings.max_connections));
+        let idle = settings.idle_timeout;
+        tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            // EMFILE and friends: back off briefly instead of spinning.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let Ok(permit) = permits.clone().try_acquire_owned() else {
+                        tracing::warn!(%peer, "connection cap reached; refusing");
+                        tokio::spawn(refuse(stream));
+                        continue;
+                    };
+                    let app_for_conn = app.clone();
+                    let service = service_fn(move |req| {
+                        let app = app_for_conn.clone();
+                        async move { Ok::<_, Infallible>(crate::router::route(&app, req).await) }
+                    });
+                    let io = TokioIo::new(idle::IdleTimeout::new(stream, idle));
+                    let conn = builder.serve_connection(io, service).into_owned();
+                    let conn = graceful.watch(conn);
+                    let metrics = app.metrics.clone();
+                    metrics.connection_opened();
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                        metrics.connection_closed();
+                        drop(permit);
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        drop(listener);
+        tracing::info!(drain_timeout_s = settings.drain_timeout.as_secs_f64(), "shutting down: draining connections");
+        tokio::select! {
+            () = graceful.shutdown() => tracing::info!("all connections drained"),
+            () = tokio::time::sleep(settings.drain_timeout) => {
+                tracing::warn!("drain timeout passed; closing remaining connections");
+            }
+        }
+    }
+}
+
+/// Answers a connection over the cap with a clean 503 and closes it.
+async fn refuse(mut stream: TcpStream) {
+    const BODY: &str = "too many connections\n";
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "shutdown requested"),
+        () = term => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+    }
+}

@@ -1,0 +1,221 @@
+//! Who may read what: private objects behind signed URLs, and CORS for fonts and media.
+//!
+//! Keys under the configured private prefix are served only with a valid signature:
+//! `?expires=UNIX&sig=HEX`, where `sig` is HMAC-SHA256 with the configured secret over
+//! `GET\n{path}\n{expires}` (`path` is the URL path as sent, percent-encoding included). HEAD
+//! uses the GET signature, since it asks for the same representation. Signatures are compared in
+//! constant time (`Mac::verify_slice`). Expired, wrong or missing signatures get 403; without a
+//! secret the private prefix is never served at all (404, as if it did not exist). Signed
+//! responses carry `Cache-Control: private` whatever the policy says, so no shared cache keeps
+//! them.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hmac::{KeyInit, Mac};
+use http::HeaderValue;
+use sha2::Sha256;
+
+use crate::request::ObjectRequest;
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+/// The verdict for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Not private.
+    Public,
+    /// Private and validly signed.
+    SignedPrivate,
+    /// Private and signing is not configured: never served.
+    Hidden,
+    /// Private with a missing, expired or wrong signature.
+    Forbidden,
+}
+
+/// CORS decision for one response.
+#[derive(Debug, Clone, Default)]
+pub struct Cors {
+    /// `Access-Control-Allow-Origin` value, if any.
+    pub allow_origin: Option<HeaderValue>,
+    /// Whether the answer depends on `Origin` (then `Vary: Origin`).
+    pub varies: bool,
+}
+
+/// Access rules built from the settings.
+#[derive(Debug, Clone, Default)]
+pub struct AccessRules {
+    private_prefix: Option<String>,
+    secret: Option<Vec<u8>>,
+    cors_any: bool,
+    cors_origins: Vec<HeaderValue>,
+}
+
+impl AccessRules {
+    /// From settings values.
+    pub fn new(private_prefix: Option<String>, secret: Option<Vec<u8>>, cors_origins: &[String]) -> Self {
+        AccessRules {
+            private_prefix,
+            secret,
+            cors_any: cors_origins.iter().any(|o| o == "*"),
+            cors_origins: cors_origins
+                .iter()
+                .filter(|o| *o != "*")
+                .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+                .collect(),
+        }
+    }
+
+    /// Checks a request against the private prefix.
+    pub fn check(&self, req: &ObjectRequest) -> Access {
+        let Some(prefix) = &self.private_prefix else {
+            return Access::Public;
+        };
+        let key_dir = format!("{}/", req.target.key);
+        if !req.target.key.starts_with(prefix.as_str()) && key_dir != *prefix {
+            return Access::Public;
+        }
+        let Some(secret) = &self.secret else {
+            return Access::Hidden;
+        };
+        let (mut expires, mut sig) = (None, None);
+        for pair in req.query.as_deref().unwrap_or("").split('&') {
+            match pair.split_once('=') {
+                Some(("expires", v)) => expires = v.parse::<u64>().ok(),
+                Some(("sig", v)) => sig = hex::decode(v).ok(),
+                _ => {}
+            }
+        }
+        let (Some(expires), Some(sig)) = (expires, sig) else {
+            return Access::Forbidden;
+        };
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if expires < now {
+            return Access::Forbidden;
+        }
+        let raw_path = percent_path(&req.target.path);
+        match mac(secret, &raw_path, expires) {
+            Some(m) if m.verify_slice(&sig).is_ok() => Access::SignedPrivate,
+            _ => Access::Forbidden,
+        }
+    }
+
+    /// CORS for fonts and media: `*`, or the request's Origin when it is allowed.
+    pub fn cors(&self, req: &ObjectRequest, mime: &str) -> Cors {
+        let media = mime.starts_with("font/")
+            || mime.starts_with("video/")
+            || mime.starts_with("audio/")
+            || mime == "application/font-woff";
+        if !media || (!self.cors_any && self.cors_origins.is_empty()) {
+            return Cors::default();
+        }
+        if self.cors_any {
+            return Cors { allow_origin: Some(HeaderValue::from_static("*")), varies: false };
+        }
+        let allowed = req.origin.as_ref().filter(|o| self.cors_origins.contains(o)).cloned();
+        Cors { allow_origin: allowed, varies: true }
+    }
+}
+
+/// Re-encodes a decoded path the way [`sign`] does, so signing and checking agree.
+fn percent_path(decoded: &str) -> String {
+    const PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b'#')
+        .add(b'%')
+        .add(b'<')
+        .add(b'>')
+        .add(b'?')
+        .add(b'`')
+        .add(b'{')
+        .add(b'}');
+    percent_encoding::utf8_percent_encode(decoded, PATH).to_string()
+}
+
+fn mac(secret: &[u8], path: &str, expires: u64) -> Option<HmacSha256> {
+    let mut m = HmacSha256::new_from_slice(secret).ok()?;
+    m.update(b"GET\n");
+    m.update(path.as_bytes());
+    m.update(b"\n");
+    m.update(expires.to_string().as_bytes());
+    Some(m)
+}
+
+/// A signed path-and-query for `path` (decoded form) valid for `ttl`.
+pub fn sign(secret: &[u8], path: &str, ttl: Duration) -> Result<String, String> {
+    if secret.len() < 32 {
+        return Err(format!("the signing secret must be at least 32 bytes (got {})", secret.len()));
+    }
+    if !path.starts_with('/') {
+        return Err("the path must start with /".into());
+    }
+    let decoded = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .map_err(|_| "the path is not UTF-8".to_string())?;
+    let encoded = percent_path(&decoded);
+    let expires = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) + ttl.as_secs();
+    let m = mac(secret, &encoded, expires).ok_or("bad secret")?;
+    let sig = hex::encode(m.finalize().into_bytes());
+    Ok(format!("{encoded}?expires={expires}&sig={sig}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::{ObjectMethod, map_path};
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn req(url: &str) -> ObjectRequest {
+        let uri: http::Uri = url.parse().unwrap();
+        let target = map_path(&uri, false).unwrap();
+        ObjectRequest::new(ObjectMethod::Get, target, &uri, &http::HeaderMap::new())
+    }
+
+    fn rules() -> AccessRules {
+        AccessRules::new(Some("private/".into()), Some(SECRET.to_vec()), &[])
+    }
+
+    #[test]
+    fn a_signed_url_opens_a_private_object() {
+        let signed = sign(SECRET, "/private/report file.pdf", Duration::from_secs(60)).unwrap();
+        assert_eq!(rules().check(&req(&signed)), Access::SignedPrivate);
+    }
+
+    #[test]
+    fn missing_wrong_or_expired_signatures_are_forbidden() {
+        assert_eq!(rules().check(&req("/private/a.pdf")), Access::Forbidden);
+        let signed = sign(SECRET, "/private/a.pdf", Duration::from_secs(60)).unwrap();
+        let tampered = signed.replace("/private/a.pdf", "/private/b.pdf");
+        assert_eq!(rules().check(&req(&tampered)), Access::Forbidden);
+        let other = sign(b"another-secret-of-32-bytes-length!", "/private/a.pdf", Duration::from_secs(60)).unwrap();
+        assert_eq!(rules().check(&req(&other)), Access::Forbidden);
+        let expired = "/private/a.pdf?expires=1&sig=00";
+        assert_eq!(rules().check(&req(expired)), Access::Forbidden);
+    }
+
+    #[test]
+    fn without_a_secret_the_private_prefix_is_hidden() {
+        let rules = AccessRules::new(Some("private/".into()), None, &[]);
+        assert_eq!(rules.check(&req("/private/a.pdf")), Access::Hidden);
+        assert_eq!(rules.check(&req("/public/a.pdf")), Access::Public);
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        assert!(sign(b"short", "/a", Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn cors_echoes_allowed_origins_for_fonts_only() {
+        let rules = AccessRules::new(None, None, &["https://app.example".into()]);
+        let mut r = req("/f.woff2");
+        r.origin = Some(HeaderValue::from_static("https://app.example"));
+        let c = rules.cors(&r, "font/woff2");
+        assert_eq!(c.allow_origin.unwrap(), "https://app.example");
+        assert!(c.varies);
+        assert!(rules.cors(&r, "text/css").allow_origin.is_none());
+        r.origin = Some(HeaderValue::from_static("https://evil.example"));
+        assert!(rules.cors(&r, "font/woff2").allow_origin.is_none());
+    }
+}

@@ -1,0 +1,645 @@
+//! The only code that talks to `object_store`: builds the configured sources, looks keys up in
+//! order, streams bodies and maps store errors to [`StoreError`].
+//!
+//! Local folders get a fast path of their own. `object_store`'s local store reads 8 KiB at a
+//! time and follows symlinks anywhere; here a local key is canonicalised and must stay under the
+//! root (a symlink out of the root is "not found"), metadata comes from `stat` (its ETag would
+//! embed the inode, which differs between nodes, so we never use it), and bodies are read with
+//! positional reads of [`LOCAL_CHUNK`] bytes on the blocking pool, one chunk at a time, so memory
+//! per download stays at one chunk and no async worker ever blocks on the disk.
+//!
+//! Remote stores get explicit timeouts (connect, per-read, and a first-byte deadline of our own)
+//! and a bounded retry policy; `object_store`'s defaults would retry for three minutes. A range
+//! read pins the object with `If-Match` on the store's ETag, so an object replaced between the
+//! metadata lookup and the read fails loudly instead of mixing two versions. Every body stream is
+//! checked against the length it promised: a store that ends early yields an error, so the
+//! client sees an aborted response, never a complete-looking truncated one.
+
+use std::io;
+use std::ops::Range;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig,
+};
+
+use crate::cache::breaker::CircuitBreaker;
+use crate::config::{Settings, StoreSpec};
+use crate::metrics::{Metrics, StoreOp, StoreOutcome};
+
+/// Bytes read from a local file per positional read.
+pub const LOCAL_CHUNK: usize = 256 * 1024;
+
+/// A stream of body bytes.
+pub type BodyStream = BoxStream<'static, io::Result<Bytes>>;
+
+/// A failure talking to a store. Not-found is not an error (see [`Stores::head`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No answer within the configured time.
+    #[error("store `{store}` timed out after {after:?}")]
+    Timeout {
+        /// Source name.
+        store: String,
+        /// The deadline that passed.
+        after: Duration,
+    },
+    /// The object changed between lookup and read.
+    #[error("store `{store}`: object changed during the request")]
+    Changed {
+        /// Source name.
+        store: String,
+    },
+    /// Any other store failure.
+    #[error("store `{store}`: {source}")]
+    Backend {
+        /// Source name.
+        store: String,
+        /// The store's error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// Local file system failure.
+    #[error("local store `{store}`: {source}")]
+    Io {
+        /// Source name.
+        store: String,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The circuit breaker is open for this store.
+    #[error("store `{store}` is unavailable (circuit open)")]
+    CircuitOpen {
+        /// Source name.
+        store: String,
+        /// When a retry makes sense.
+        retry_after: Duration,
+    },
+}
+
+impl StoreError {
+    /// True for a timeout (answered with 504 rather than 502).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, StoreError::Timeout { .. })
+    }
+}
+
+/// What the store says about one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Index of the source that holds it.
+    pub source: usize,
+    /// The key inside that source.
+    pub location: Path,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, truncated to whole seconds (HTTP dates have no fractions).
+    pub last_modified: SystemTime,
+    /// The store's own ETag (remote stores only; never the local inode-based one).
+    pub store_etag: Option<String>,
+    /// The store's version id, if versioned.
+    pub version: Option<String>,
+    /// Modification time in nanoseconds since the epoch (local files; part of the derived ETag).
+    pub mtime_nanos: u128,
+}
+
+/// One configured source.
+#[derive(Debug)]
+pub struct Source {
+    /// A short name for logs and metrics (`local`, `s3:bucket`, ...).
+    pub name: String,
+    store: Arc<dyn ObjectStore>,
+    local_root: Option<PathBuf>,
+}
+
+impl Source {
+    /// A source backed by any `ObjectStore` (tests use this to inject counting or failing stores).
+    pub fn custom(name: impl Into<String>, store: Arc<dyn ObjectStore>) -> Source {
+        Source { name: name.into(), store, local_root: None }
+    }
+
+    /// The underlying store (for health probes).
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// The local root folder, for local sources.
+    pub fn local_root(&self) -> Option<&FsPath> {
+        self.local_root.as_deref()
+    }
+
+    /// Builds a source from its settings.
+    pub fn build(spec: &StoreSpec, settings: &Settings) -> Result<Source, String> {
+        let client = ClientOptions::new()
+            .with_timeout_disabled() // a total timeout would cut long video downloads
+            .with_connect_timeout(settings.store_connect_timeout)
+            .with_read_timeout(settings.store_timeout)
+            .with_pool_idle_timeout(Duration::from_secs(60))
+            .with_allow_http(settings.s3_allow_http);
+        let retry = RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(50),
+                max_backoff: Duration::from_secs(1),
+                base: 2.0,
+            },
+            max_retries: settings.store_retries,
+            retry_timeout: settings.store_timeout,
+        };
+        let with_prefix = |store: Arc<dyn ObjectStore>, prefix: &str| -> Arc<dyn ObjectStore> {
+            if prefix.is_empty() {
+                store
+            } else {
+                Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+            }
+        };
+        match spec {
+            StoreSpec::Local(root) => {
+                let store = object_store::local::LocalFileSystem::new_with_prefix(root)
+                    .map_err(|e| format!("{}: {e}", root.display()))?;
+                Ok(Source {
+                    name: format!("local:{}", root.display()),
+                    store: Arc::new(store),
+                    local_root: Some(root.clone()),
+                })
+            }
+            StoreSpec::Memory => Ok(Source::custom(
+                "memory",
+                Arc::new(object_store::memory::InMemory::new()),
+            )),
+            StoreSpec::S3 { bucket, prefix } => {
+                let mut b = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_client_options(client)
+                    .with_retry(retry)
+                    .with_allow_http(settings.s3_allow_http);
+                if let Some(region) = &settings.s3_region {
+                    b = b.with_region(region);
+                }
+                if let Some(endpoint) = &settings.s3_endpoint {
+                    b = b.with_endpoint(endpoint);
+                }
+                let store = b.build().map_err(|e| format!("s3://{bucket}: {e}"))?;
+                Ok(Source::custom(format!("s3:{bucket}"), with_prefix(Arc::new(store), prefix)))
+            }
+            StoreSpec::Gcs { bucket, prefix } => {
+                let store = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_client_options(client)
+                    .with_retry(retry)
+                    .build()
+                    .map_err(|e| format!("gs://{bucket}: {e}"))?;
+                Ok(Source::custom(format!("gs:{bucket}"), with_prefix(Arc::new(store), prefix)))
+            }
+            StoreSpec::Azure { container, prefix } => {
+                let store = object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_container_name(container)
+                    .with_client_options(client)
+                    .with_retry(retry)
+                    .with_allow_http(settings.s3_allow_http)
+                    .build()
+                    .map_err(|e| format!("az://{container}: {e}"))?;
+                Ok(Source::custom(
+                    format!("az:{container}"),
+                    with_prefix(Arc::new(store), prefix),
+                ))
+            }
+        }
+    }
+}
+
+/// The ordered list of sources, each behind its own circuit breaker.
+pub struct Stores {
+    sources: Vec<Source>,
+    breakers: Vec<CircuitBreaker>,
+    first_byte_timeout: Duration,
+    slow: Duration,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").field("sources", &self.sources).finish_non_exhaustive()
+    }
+}
+
+impl Stores {
+    /// Wraps sources searched in order; `first_byte_timeout` bounds a lookup or the start of a
+    /// read. Breakers default to 5 consecutive failures and a 30 s cooldown.
+    pub fn new(sources: Vec<Source>, first_byte_timeout: Duration, slow: Duration) -> Stores {
+        let breakers = sources
+            .iter()
+            .map(|s| CircuitBreaker::new(s.name.clone(), 5, Duration::from_secs(30)))
+            .collect();
+        Stores { sources, breakers, first_byte_timeout, slow, metrics: None }
+    }
+
+    /// Sets the breaker threshold and cooldown for every source.
+    pub fn with_breakers(mut self, failures: u32, cooldown: Duration) -> Stores {
+        self.breakers = self
+            .sources
+            .iter()
+            .map(|s| CircuitBreaker::new(s.name.clone(), failures, cooldown))
+            .collect();
+        self
+    }
+
+    /// Records store calls into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Stores {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The breaker of each source, in source order.
+    pub fn breakers(&self) -> &[CircuitBreaker] {
+        &self.breakers
+    }
+
+    fn permit(&self, i: usize) -> Result<Option<crate::cache::breaker::BreakerPermit<'_>>, StoreError> {
+        match self.breakers.get(i) {
+            None => Ok(None),
+            Some(b) => b.try_acquire().map(Some).map_err(|retry_after| StoreError::CircuitOpen {
+                store: self.name(i).to_string(),
+                retry_after,
+            }),
+        }
+    }
+
+    fn observe<T>(&self, i: usize, op: StoreOp, started: Instant, result: &Result<Option<T>, StoreError>) {
+        let outcome = match result {
+            Ok(Some(_)) => StoreOutcome::Ok,
+            Ok(None) => StoreOutcome::NotFound,
+            Err(e) if e.is_timeout() => StoreOutcome::Timeout,
+            Err(_) => StoreOutcome::Error,
+        };
+        if let Some(m) = &self.metrics {
+            m.record_store(self.name(i), op, outcome, started.elapsed(), 0);
+        }
+    }
+
+    /// The sources, in search order.
+    pub fn sources(&self) -> &[Source] {
+        &self.sources
+    }
+
+    /// Name of source `i`.
+    pub fn name(&self, i: usize) -> &str {
+        self.sources.get(i).map_or("?", |s| s.name.as_str())
+    }
+
+    /// Looks `key` up in source `i` only (sidecars live beside their original).
+    pub async fn head_in(&self, i: usize, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        let Some(source) = self.sources.get(i) else {
+            return Ok(None);
+        };
+        let Ok(location) = Path::parse(key) else {
+            return Ok(None);
+        };
+        if location.as_ref().is_empty() {
+            return Ok(None);
+        }
+        let permit = self.permit(i)?;
+        let started = Instant::now();
+        let result = if let Some(root) = &source.local_root {
+            local_head(root.clone(), i, location, &source.name).await
+        } else {
+            self.timed(&source.name, source.store.head(&location))
+                .await
+                .and_then(|r| match r {
+                    Ok(meta) => Ok(Some(ObjectInfo {
+                        source: i,
+                        location: meta.location,
+                        size: meta.size,
+                        last_modified: whole_seconds(meta.last_modified.into()),
+                        store_etag: meta.e_tag,
+                        version: meta.version,
+                        mtime_nanos: 0,
+                    })),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(source_err) => {
+                        Err(StoreError::Backend { store: source.name.clone(), source: source_err })
+                    }
+                })
+        };
+        self.note_slow(&source.name, "head", key, started);
+        self.observe(i, StoreOp::Head, started, &result);
+        if let Some(permit) = permit {
+            // Not-found is a healthy answer; only failures count towards opening the breaker.
+            if result.is_ok() { permit.success() } else { permit.failure() }
+        }
+        result
+    }
+
+    /// Looks `key` up in every source in order; the first that has it wins.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        for i in 0..self.sources.len() {
+            if let Some(info) = self.head_in(i, key).await? {
+                return Ok(Some(info));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads the whole object into memory (small objects only: the caller checks the size).
+    pub async fn read_all(&self, info: &ObjectInfo) -> Result<Bytes, StoreError> {
+        let stream = self.read(info, 0..info.size).await?;
+        let name = self.name(info.source).to_string();
+        let mut buf = BytesMut::with_capacity(info.size as usize);
+        let mut stream = stream;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| io_to_store(&name, e))?;
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    }
+
+    /// Streams `range` (end-exclusive, within the object) of the object. The first byte is awaited
+    /// here, within the first-byte deadline; later stalls are bounded by the store's read timeout.
+    pub async fn read(&self, info: &ObjectInfo, range: Range<u64>) -> Result<BodyStream, StoreError> {
+        let Some(source) = self.sources.get(info.source) else {
+            return Err(StoreError::Io {
+                store: "?".into(),
+                source: io::Error::other("unknown source"),
+            });
+        };
+        let expected = range.end.saturating_sub(range.start);
+        if expected == 0 {
+            return Ok(stream::empty().boxed());
+        }
+        let permit = self.permit(info.source)?;
+        let started = Instant::now();
+        let opened = self.open(source, info, range).await;
+        if let Err(e) = &opened {
+            self.observe::<()>(info.source, StoreOp::Get, started, &Err(clone_kind(e)));
+        }
+        if let Some(permit) = permit {
+            if opened.is_ok() { permit.success() } else { permit.failure() }
+        }
+        let stream = opened?;
+        self.note_slow(&source.name, "get", info.location.as_ref(), started);
+        let meter = self.metrics.clone().map(|m| Meter { metrics: m, store: source.name.clone(), started });
+        Ok(exact_length(stream, expected, meter))
+    }
+
+    async fn open(&self, source: &Source, info: &ObjectInfo, range: Range<u64>) -> Result<BodyStream, StoreError> {
+        Ok(if let Some(root) = &source.local_root {
+            local_read(root, info, range, &source.name).await?
+        } else {
+            let options = GetOptions {
+                range: Some(GetRange::Bounded(range.clone())),
+                if_match: info.store_etag.clone(),
+                ..GetOptions::default()
+            };
+            let result = self
+                .timed(&source.name, source.store.get_opts(&info.location, options))
+                .await?;
+            let result = result.map_err(|e| match e {
+                object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. } => {
+                    StoreError::Changed { store: source.name.clone() }
+                }
+                other => StoreError::Backend { store: source.name.clone(), source: other },
+            })?;
+            result.into_stream().map_err(io::Error::other).boxed()
+        })
+    }
+
+    async fn timed<T>(
+        &self,
+        store: &str,
+        fut: impl Future<Output = T>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.first_byte_timeout, fut)
+            .await
+            .map_err(|_| StoreError::Timeout { store: store.to_string(), after: self.first_byte_timeout })
+    }
+
+    fn note_slow(&self, store: &str, op: &'static str, key: &str, started: Instant) {
+        let took = started.elapsed();
+        if took >= self.slow {
+            tracing::warn!(store, op, key, took_ms = took.as_millis() as u64, "slow store request");
+        }
+    }
+}
+
+/// A cheap stand-in carrying only what [`Stores::observe`] looks at (timeout or not).
+fn clone_kind(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Timeout { store, after } => StoreError::Timeout { store: store.clone(), after: *after },
+        other => StoreError::Changed { store: other.to_string() },
+    }
+}
+
+fn io_to_store(store: &str, e: io::Error) -> StoreError {
+    StoreError::Io { store: store.to_string(), source: e }
+}
+
+/// Truncates a time to whole seconds: HTTP dates carry no fractions, and comparing a stored
+/// nanosecond time against a second-precision If-Modified-Since would never match.
+pub fn whole_seconds(t: SystemTime) -> SystemTime {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => UNIX_EPOCH + Duration::from_secs(d.as_secs()),
+        Err(_) => UNIX_EPOCH,
+    }
+}
+
+/// Resolves a key under a local root, refusing anything that leaves it (symlinks included).
+fn local_path(root: &FsPath, location: &Path) -> io::Result<Option<PathBuf>> {
+    let mut path = root.to_path_buf();
+    for part in location.parts() {
+        path.push(part.as_ref());
+    }
+    let canonical = match std::fs::canonicalize(&path) {
+        Ok(p) => p,
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => {
+            return Ok(None); // ENOTDIR: a path component is a file
+        }
+        Err(e) => return Err(e),
+    };
+    if !canonical.starts_with(root) {
+        tracing::warn!(key = location.as_ref(), "refused a symlink that leaves the local root");
+        return Ok(None);
+    }
+    Ok(Some(canonical))
+}
+
+async fn local_head(
+    root: PathBuf,
+    i: usize,
+    location: Path,
+    name: &str,
+) -> Result<Option<ObjectInfo>, StoreError> {
+    let result = tokio::task::spawn_blocking(move || -> io::Result<Option<ObjectInfo>> {
+        let Some(path) = local_path(&root, &location)? else {
+            return Ok(None);
+        };
+        let meta = std::fs::metadata(&path)?;
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+        let mtime_nanos = modified.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        Ok(Some(ObjectInfo {
+            source: i,
+            location,
+            size: meta.len(),
+            last_modified: whole_seconds(modified),
+            store_etag: None,
+            version: None,
+            mtime_nanos,
+        }))
+    })
+    .await
+    .map_err(|e| io_to_store(name, io::Error::other(e)))?;
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Ok(None),
+        other => other.map_err(|e| io_to_store(name, e)),
+    }
+}
+
+async fn local_read(
+    root: &FsPath,
+    info: &ObjectInfo,
+    range: Range<u64>,
+    name: &str,
+) -> Result<BodyStream, StoreError> {
+    use std::os::unix::fs::FileExt;
+    let root = root.to_path_buf();
+    let location = info.location.clone();
+    let size = info.size;
+    let file = tokio::task::spawn_blocking(move || -> io::Result<std::fs::File> {
+        let path = local_path(&root, &location)?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "object vanished"))?;
+        let file = std::fs::File::open(path)?;
+        if file.metadata()?.len() != size {
+            return Err(io::Error::other("object changed size during the request"));
+        }
+        Ok(file)
+    })
+    .await
+    .map_err(|e| io_to_store(name, io::Error::other(e)))?
+    .map_err(|e| io_to_store(name, e))?;
+    let file = Arc::new(file);
+    let stream = stream::try_unfold(range, move |range| {
+        let file = file.clone();
+        async move {
+            if range.start >= range.end {
+                return Ok(None);
+            }
+            let want = (range.end - range.start).min(LOCAL_CHUNK as u64) as usize;
+            let offset = range.start;
+            let chunk = tokio::task::spawn_blocking(move || -> io::Result<Bytes> {
+                let mut buf = BytesMut::zeroed(want);
+                let mut filled = 0;
+                while filled < want {
+                    let n = file.read_at(&mut buf[filled..], offset + filled as u64)?;
+                    if n == 0 {
+                        break; // truncated: exact_length reports it
+                    }
+                    filled += n;
+                }
+                buf.truncate(filled);
+                Ok(buf.freeze())
+            })
+            .await
+            .map_err(io::Error::other)??;
+            if chunk.is_empty() {
+                return Ok(None);
+            }
+            let next = range.start + chunk.len() as u64..range.end;
+            Ok(Some((chunk, next)))
+        }
+    });
+    Ok(stream.boxed())
+}
+
+/// Where a finished body read is recorded.
+#[derive(Clone)]
+struct Meter {
+    metrics: Arc<Metrics>,
+    store: String,
+    started: Instant,
+}
+
+/// Fails the stream when it ends before (or runs past) `expected` bytes, and counts the bytes
+/// read from the store into the metrics when it ends.
+fn exact_length(inner: BodyStream, expected: u64, metrics: Option<Meter>) -> BodyStream {
+    let state = (inner, 0u64, false);
+    stream::unfold(state, move |(mut inner, seen, done)| {
+        let metrics = metrics.clone();
+        async move {
+        if done {
+            return None;
+        }
+        let finish = |seen: u64, ok: bool| {
+            if let Some(m) = &metrics {
+                let outcome = if ok { StoreOutcome::Ok } else { StoreOutcome::Error };
+                m.metrics.record_store(&m.store, StoreOp::Get, outcome, m.started.elapsed(), seen);
+            }
+        };
+        match inner.next().await {
+            Some(Ok(chunk)) => {
+                let seen = seen + chunk.len() as u64;
+                if seen > expected {
+                    let e = io::Error::other("store sent more bytes than announced");
+                    return Some((Err(e), (inner, seen, true)));
+                }
+                Some((Ok(chunk), (inner, seen, false)))
+            }
+            Some(Err(e)) => {
+                finish(seen, false);
+                Some((Err(e), (inner, seen, true)))
+            }
+            None if seen < expected => {
+                finish(seen, false);
+                let e = io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("store body ended after {seen} of {expected} bytes"),
+                );
+                Some((Err(e), (inner, seen, true)))
+            }
+            None => {
+                finish(seen, true);
+                None
+            }
+        }
+        }
+    })
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn exact_length_fails_a_short_body() {
+        let inner = stream::iter(vec![Ok(Bytes::from_static(b"abc"))]).boxed();
+        let out: Vec<_> = exact_length(inner, 5, None).collect().await;
+        assert!(out[0].is_ok());
+        assert_eq!(out[1].as_ref().unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[tokio::test]
+    async fn local_reads_refuse_symlinks_out_of_the_root() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"s").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let root_path = std::fs::canonicalize(root.path()).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), root_path.join("link")).unwrap();
+        std::fs::write(root_path.join("ok.txt"), b"hello").unwrap();
+        let found = local_head(root_path.clone(), 0, Path::parse("link").unwrap(), "t")
+            .await
+            .unwrap();
+        assert!(found.is_none());
+        let ok = local_head(root_path, 0, Path::parse("ok.txt").unwrap(), "t")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ok.size, 5);
+    }
+}

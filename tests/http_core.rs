@@ -1,0 +1,381 @@
+//! Issue 2 over real sockets: the same conformance suite against the local-folder, in-memory and
+//! S3-compatible backends, plus raw-socket traversal attempts, HTTP/2, and graceful shutdown.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use common::*;
+use reqwest::StatusCode;
+use sha2::{Digest, Sha256};
+
+fn etag_of(data: &[u8]) -> String {
+    format!("\"{}\"", hex::encode(Sha256::digest(data)))
+}
+
+async fn get(srv: &TestServer, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = client().get(srv.url(path));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+fn h<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
+    res.headers().get(name).map(|v| v.to_str().unwrap()).unwrap_or("")
+}
+
+/// Every numbered point of issue 2 that does not depend on the backend.
+async fn conformance(srv: &TestServer) {
+    let hello = b"hello, world\n";
+    // 5. content type, validators, Accept-Ranges
+    let res = get(srv, "/hello.txt", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(h(&res, "content-type"), "text/plain; charset=utf-8");
+    assert_eq!(h(&res, "x-content-type-options"), "nosniff");
+    assert_eq!(h(&res, "accept-ranges"), "bytes");
+    assert_eq!(h(&res, "etag"), etag_of(hello));
+    let lm = h(&res, "last-modified").to_string();
+    let lm_time = httpdate::parse_http_date(&lm).expect("IMF-fixdate");
+    let date = httpdate::parse_http_date(h(&res, "date")).unwrap();
+    assert!(lm_time <= date, "Last-Modified later than Date");
+    assert!(!h(&res, "cache-status").is_empty());
+    assert_eq!(res.bytes().await.unwrap().as_ref(), hello);
+    assert_eq!(h(&get(srv, "/data.bin", &[]).await, "content-type"), "application/octet-stream");
+
+    // 4. HEAD = GET headers without a body (both warm, so both are cache hits)
+    let _warm = get(srv, "/style.css", &[]).await;
+    let g = client().get(srv.url("/style.css")).send().await.unwrap();
+    let head = client().head(srv.url("/style.css")).send().await.unwrap();
+    for name in ["content-type", "content-length", "etag", "last-modified", "cache-control", "vary", "accept-ranges", "cache-status"] {
+        assert_eq!(h(&g, name), h(&head, name), "header {name} differs between GET and HEAD");
+    }
+
+    // 4. methods
+    let res = client().request(reqwest::Method::OPTIONS, srv.url("/hello.txt")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert!(h(&res, "allow").contains("GET"));
+    for m in ["POST", "PUT", "DELETE", "PATCH"] {
+        let res = client().request(reqwest::Method::from_bytes(m.as_bytes()).unwrap(), srv.url("/hello.txt")).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{m}");
+        assert!(h(&res, "allow").contains("HEAD"));
+    }
+
+    // 7. conditionals, RFC 9110 §13.2.2
+    let tag = etag_of(hello);
+    let weak = format!("W/{tag}");
+    let cases: Vec<(Vec<(&str, String)>, u16)> = vec![
+        (vec![("if-none-match", tag.clone())], 304),
+        (vec![("if-none-match", weak.clone())], 304),
+        (vec![("if-none-match", format!("\"nope\", {tag}"))], 304),
+        (vec![("if-none-match", "*".into())], 304),
+        (vec![("if-none-match", "\"nope\"".into())], 200),
+        (vec![("if-match", "\"nope\"".into())], 412),
+        (vec![("if-match", weak.clone())], 412),
+        (vec![("if-match", "*".into())], 200),
+        (vec![("if-match", format!("\"a\", {tag}"))], 200),
+        (vec![("if-modified-since", lm.clone())], 304),
+        (vec![("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT".into())], 200),
+        (vec![("if-modified-since", "not a date".into())], 200),
+        (vec![("if-modified-since", httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600)))], 304),
+        (vec![("if-none-match", "\"nope\"".into()), ("if-modified-since", lm.clone())], 200),
+        (vec![("if-unmodified-since", "Sun, 06 Nov 1994 08:49:37 GMT".into())], 412),
+        (vec![("if-unmodified-since", lm.clone())], 200),
+        (vec![("if-match", tag.clone()), ("if-unmodified-since", "Sun, 06 Nov 1994 08:49:37 GMT".into())], 200),
+        (vec![("if-match", "\"nope\"".into()), ("if-none-match", tag.clone())], 412),
+    ];
+    for (headers, want) in cases {
+        let hs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let res = get(srv, "/hello.txt", &hs).await;
+        assert_eq!(res.status().as_u16(), want, "{headers:?}");
+        if want == 304 {
+            assert_eq!(h(&res, "etag"), tag);
+            assert_eq!(h(&res, "last-modified"), lm);
+            assert!(!h(&res, "cache-control").is_empty());
+            assert!(res.bytes().await.unwrap().is_empty());
+        }
+    }
+    // RFC 850 and asctime dates are accepted too.
+    let t = httpdate::parse_http_date(&lm).unwrap();
+    let dt: chrono_like::Dt = chrono_like::Dt::from(t);
+    for form in [dt.rfc850(), dt.asctime()] {
+        let res = get(srv, "/hello.txt", &[("if-modified-since", &form)]).await;
+        assert_eq!(res.status(), StatusCode::NOT_MODIFIED, "{form}");
+    }
+    // Preconditions never turn a 404 into something else.
+    let res = get(srv, "/missing.txt", &[("if-match", "*"), ("if-none-match", "*")]).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(res.bytes().await.unwrap().len() < 64);
+
+    // 8. byte ranges, RFC 9110 §14
+    let data = bytes_of(100_000, 1);
+    let size = data.len();
+    let ranges: Vec<(&str, u16, Option<(usize, usize)>)> = vec![
+        ("bytes=0-9", 206, Some((0, 10))),
+        ("BYTES=0-9", 206, Some((0, 10))),
+        ("bytes=-10", 206, Some((size - 10, size))),
+        ("bytes=99990-", 206, Some((99_990, size))),
+        ("bytes=0-", 206, Some((0, size))),
+        ("bytes=-200000", 206, Some((0, size))),
+        ("bytes=99000-200000", 206, Some((99_000, size))),
+        ("bytes=100000-", 416, None),
+        ("bytes=200000-300000", 416, None),
+        ("items=0-9", 200, None),
+        ("bytes=9-0", 200, None),
+        ("bytes=abc", 200, None),
+    ];
+    for (range, want, slice) in ranges {
+        let res = get(srv, "/data.bin", &[("range", range)]).await;
+        assert_eq!(res.status().as_u16(), want, "{range}");
+        match (want, slice) {
+            (206, Some((a, b))) => {
+                assert_eq!(h(&res, "content-range"), format!("bytes {a}-{}/{size}", b - 1), "{range}");
+                assert_eq!(res.bytes().await.unwrap().as_ref(), &data[a..b], "{range}");
+            }
+            (416, _) => assert_eq!(h(&res, "content-range"), format!("bytes */{size}")),
+            _ => assert_eq!(res.bytes().await.unwrap().len(), size),
+        }
+    }
+    let res = get(srv, "/empty.txt", &[("range", "bytes=0-")]).await;
+    assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(h(&res, "content-range"), "bytes */0");
+    // Range is ignored on HEAD.
+    let res = client().head(srv.url("/data.bin")).header("range", "bytes=0-9").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // Several ranges: multipart/byteranges, overlapping ones coalesced.
+    let res = get(srv, "/data.bin", &[("range", "bytes=0-9, 5-19, 50000-50009")]).await;
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    let ct = h(&res, "content-type").to_string();
+    assert!(ct.starts_with("multipart/byteranges; boundary="), "{ct}");
+    let boundary = ct.split("boundary=").nth(1).unwrap().trim_matches('"').to_string();
+    let body = res.bytes().await.unwrap();
+    let parts = parse_multipart(&body, &boundary);
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0].0, format!("bytes 0-19/{size}"));
+    assert_eq!(parts[0].1, &data[0..20]);
+    assert_eq!(parts[1].0, format!("bytes 50000-50009/{size}"));
+    assert_eq!(parts[1].1, &data[50_000..50_010]);
+    // If-Range: a matching strong ETag or the exact date gives the range, else the whole object.
+    let tag = etag_of(&data);
+    let lm = h(&get(srv, "/data.bin", &[]).await, "last-modified").to_string();
+    for (if_range, want) in [(tag.as_str(), 206), ("\"other\"", 200), (lm.as_str(), 206), ("Sun, 06 Nov 1994 08:49:37 GMT", 200)] {
+        let res = get(srv, "/data.bin", &[("range", "bytes=0-9"), ("if-range", if_range)]).await;
+        assert_eq!(res.status().as_u16(), want, "If-Range {if_range}");
+    }
+
+    // 3 and 9. mapping and errors
+    let res = get(srv, "/nope.txt", &[]).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let res = get(srv, "/docs", &[]).await;
+    assert_eq!(res.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(h(&res, "location"), "/docs/");
+    let res = get(srv, "/docs/", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("docs"));
+    assert!(get(srv, "/", &[]).await.text().await.unwrap().contains("home"));
+    assert_eq!(get(srv, "/.env", &[]).await.status(), StatusCode::NOT_FOUND);
+    let res = get(srv, "/na%C3%AFve%20caf%C3%A9.txt", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    for path in ["/a%2fb", "/..%2f..%2fetc/passwd", "/a%00b"] {
+        let status = get(srv, path, &[]).await.status().as_u16();
+        assert!(status == 400 || status == 404, "{path}: {status}");
+    }
+    // Traversal attempts sent verbatim over a raw socket.
+    for path in ["/../../../../etc/passwd", "/..%2f..%2fetc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/.%2e/.%2e/etc/passwd", "/..\\..\\etc\\passwd", "/docs/../../etc/passwd"] {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let out = raw(srv.addr, req.as_bytes()).await;
+        let status = raw_status(&out);
+        assert!(status == 400 || status == 404, "{path}: {out}");
+        assert!(!out.contains("root:"), "{path} escaped");
+    }
+}
+
+/// Splits a multipart/byteranges body into (Content-Range, bytes) parts.
+fn parse_multipart<'a>(body: &'a [u8], boundary: &str) -> Vec<(String, &'a [u8])> {
+    let delim = format!("--{boundary}");
+    let mut parts = Vec::new();
+    let mut rest = body;
+    while let Some(pos) = find(rest, delim.as_bytes()) {
+        rest = &rest[pos + delim.len()..];
+        if rest.starts_with(b"--") {
+            break;
+        }
+        let head_end = find(rest, b"\r\n\r\n").unwrap();
+        let head = std::str::from_utf8(&rest[..head_end]).unwrap();
+        let cr = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Range: ").or_else(|| l.strip_prefix("content-range: ")))
+            .unwrap()
+            .to_string();
+        let data_start = head_end + 4;
+        let next = find(&rest[data_start..], format!("\r\n{delim}").as_bytes()).unwrap();
+        parts.push((cr, &rest[data_start..data_start + next]));
+        rest = &rest[data_start + next..];
+    }
+    parts
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Tiny date formatter for the two obsolete HTTP date forms (RFC 9110 §5.6.7).
+mod chrono_like {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    pub struct Dt { y: i64, mo: usize, d: i64, h: i64, mi: i64, s: i64, wd: usize }
+    impl From<SystemTime> for Dt {
+        fn from(t: SystemTime) -> Dt {
+            let secs = t.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+            let days = secs.div_euclid(86_400);
+            let rem = secs.rem_euclid(86_400);
+            // civil-from-days (Howard Hinnant)
+            let z = days + 719_468;
+            let era = z.div_euclid(146_097);
+            let doe = z - era * 146_097;
+            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+            let mp = (5 * doy + 2) / 153;
+            let d = doy - (153 * mp + 2) / 5 + 1;
+            let m = if mp < 10 { mp + 3 } else { mp - 9 };
+            let y = yoe + era * 400 + i64::from(m <= 2);
+            Dt { y, mo: m as usize, d, h: rem / 3600, mi: rem % 3600 / 60, s: rem % 60, wd: ((days + 4).rem_euclid(7)) as usize }
+        }
+    }
+    const MON: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const DAY: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+    impl Dt {
+        pub fn rfc850(&self) -> String {
+            format!("{}, {:02}-{}-{:02} {:02}:{:02}:{:02} GMT", DAY[self.wd], self.d, MON[self.mo - 1], self.y % 100, self.h, self.mi, self.s)
+        }
+        pub fn asctime(&self) -> String {
+            format!("{} {} {:>2} {:02}:{:02}:{:02} {}", &DAY[self.wd][..3], MON[self.mo - 1], self.d, self.h, self.mi, self.s, self.y)
+        }
+    }
+}
+
+#[tokio::test]
+async fn conformance_local_folder() {
+    let dir = local_fixtures();
+    let srv = start(args(dir.path()), None).await;
+    conformance(&srv).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn conformance_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(object_store::memory::InMemory::new());
+    put_fixtures(store.as_ref()).await;
+    let srv = start(args(dir.path()), Some(vec![cdn_origin::store::Source::custom("memory", store)])).await;
+    conformance(&srv).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn conformance_s3_compatible() {
+    let Some(endpoint) = s3_endpoint() else { return };
+    let bucket = unique("core");
+    let store = s3_bucket(&endpoint, &bucket).await;
+    put_fixtures(store.as_ref()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(dir.path());
+    // Through the real configuration path: s3:// URL, endpoint, allow-http, AWS_* credentials.
+    a.sources = vec![format!("s3://{bucket}").parse().unwrap()];
+    a.s3_endpoint = Some(endpoint);
+    a.s3_allow_http = Some(true);
+    a.s3_region = Some("us-east-1".into());
+    let srv = start(a, None).await;
+    conformance(&srv).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn symlinks_out_of_the_root_are_not_followed() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), b"top secret").unwrap();
+    let dir = local_fixtures();
+    std::os::unix::fs::symlink(outside.path().join("secret.txt"), dir.path().join("link.txt")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("linkdir")).unwrap();
+    let srv = start(args(dir.path()), None).await;
+    for path in ["/link.txt", "/linkdir/secret.txt"] {
+        let res = get(&srv, path, &[]).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn several_sources_are_searched_in_order() {
+    let first = tempfile::tempdir().unwrap();
+    let second = local_fixtures();
+    std::fs::write(first.path().join("hello.txt"), b"from the first source\n").unwrap();
+    let mut a = args(first.path());
+    a.sources.push(cdn_origin::config::StoreSpec::Local(second.path().to_path_buf()));
+    let srv = start(a, None).await;
+    assert_eq!(get(&srv, "/hello.txt", &[]).await.text().await.unwrap(), "from the first source\n");
+    assert_eq!(get(&srv, "/data.bin", &[]).await.bytes().await.unwrap().len(), 100_000);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn large_objects_get_a_derived_etag_and_ranges_read_only_their_bytes() {
+    let dir = local_fixtures();
+    let mut a = args(dir.path());
+    a.etag_hash_limit = Some("64KiB".parse().unwrap());
+    a.cache_max_object = Some("64KiB".parse().unwrap());
+    let srv = start(a, None).await;
+    let res = get(&srv, "/video/clip.mp4", &[("range", "bytes=1000000-1000099")]).await;
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    let tag = h(&res, "etag").to_string();
+    assert!(tag.starts_with('"') && tag != etag_of(&bytes_of(2_000_000, 4)));
+    assert_eq!(res.bytes().await.unwrap().as_ref(), &bytes_of(2_000_000, 4)[1_000_000..1_000_100]);
+    // The same ETag from a second server over the same bytes (no inode, no per-process state).
+    let srv2 = start({ let mut b = args(dir.path()); b.etag_hash_limit = Some("64KiB".parse().unwrap()); b }, None).await;
+    assert_eq!(h(&get(&srv2, "/video/clip.mp4", &[]).await, "etag"), tag);
+    srv.stop().await;
+    srv2.stop().await;
+}
+
+#[tokio::test]
+async fn http2_cleartext_is_served() {
+    let dir = local_fixtures();
+    let srv = start(args(dir.path()), None).await;
+    let c = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let res = c.get(srv.url("/hello.txt")).send().await.unwrap();
+    assert_eq!(res.version(), reqwest::Version::HTTP_2);
+    assert_eq!(res.text().await.unwrap(), "hello, world\n");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_a_download_finish() {
+    let dir = local_fixtures();
+    let big = bytes_of(8_000_000, 9);
+    std::fs::write(dir.path().join("big.bin"), &big).unwrap();
+    let mut srv = start(args(dir.path()), None).await;
+    let res = client().get(srv.url("/big.bin")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let done = srv.signal_stop();
+    // The download in flight completes in full after the shutdown signal.
+    let body = res.bytes().await.unwrap();
+    assert_eq!(body.len(), big.len());
+    assert!(body.as_ref() == big.as_slice());
+    tokio::time::timeout(Duration::from_secs(15), done).await.expect("server exits after draining").unwrap();
+    // New connections are refused once it stopped.
+    assert!(client().get(format!("http://{}/hello.txt", srv.addr)).send().await.is_err());
+}
+
+#[tokio::test]
+async fn request_heads_over_the_limit_get_431() {
+    let dir = local_fixtures();
+    let srv = start(args(dir.path()), None).await;
+    let big = "x".repeat(200 * 1024);
+    let req = format!("GET /hello.txt HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n");
+    let out = raw(srv.addr, req.as_bytes()).await;
+    let status = raw_status(&out);
+    assert!(status == 431 || out.is_empty(), "{}", &out[..out.len().min(200)]);
+    // Normal requests still work.
+    assert_eq!(get(&srv, "/hello.txt", &[]).await.status(), StatusCode::OK);
+    srv.stop().await;
+}
