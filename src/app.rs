@@ -76,7 +76,7 @@ impl App {
         );
         let db = match &settings.database_url {
             Some(url) => Some(Arc::new(
-                Database::new(DbSettings::production(url.clone()), metrics.clone())
+                Database::new(DbSettings::new(url.clone()), metrics.clone())
                     .map_err(|e| format!("database_url: {e}"))?,
             )),
             None => None,

@@ -93,8 +93,8 @@ impl AccessRules {
             return Access::Forbidden;
         }
         let raw_path = percent_path(&req.target.path);
-        match mac(secret, &raw_path, expires) {
-            Some(m) if m.verify_slice(&sig).is_ok() => Access::SignedPrivate,
+        match mac(secret, &raw_path, expires).map(|m| m.verify_slice(&sig)) {
+            Some(Ok(())) => Access::SignedPrivate,
             _ => Access::Forbidden,
         }
     }

@@ -21,8 +21,7 @@ pin_project! {
     pub struct IdleTimeout<T> {
         #[pin]
         inner: T,
-        #[pin]
-        timer: Sleep,
+        timer: Pin<Box<Sleep>>,
         timeout: Duration,
         last_progress: Instant,
     }
@@ -32,7 +31,7 @@ impl<T> IdleTimeout<T> {
     /// Wraps `inner`; it errors with `TimedOut` after `timeout` without progress.
     pub fn new(inner: T, timeout: Duration) -> Self {
         let now = Instant::now();
-        IdleTimeout { inner, timer: tokio::time::sleep_until(now + timeout), timeout, last_progress: now }
+        IdleTimeout { inner, timer: Box::pin(tokio::time::sleep_until(now + timeout)), timeout, last_progress: now }
     }
 }
 
@@ -66,7 +65,7 @@ impl<T: AsyncRead> AsyncRead for IdleTimeout<T> {
                 *this.last_progress = Instant::now();
                 Poll::Ready(r)
             }
-            Poll::Pending => check_idle(this.timer, *this.last_progress, *this.timeout, cx).map(Err),
+            Poll::Pending => check_idle(this.timer.as_mut(), *this.last_progress, *this.timeout, cx).map(Err),
         }
     }
 }
@@ -79,7 +78,7 @@ impl<T: AsyncWrite> AsyncWrite for IdleTimeout<T> {
                 *this.last_progress = Instant::now();
                 Poll::Ready(r)
             }
-            Poll::Pending => check_idle(this.timer, *this.last_progress, *this.timeout, cx).map(Err),
+            Poll::Pending => check_idle(this.timer.as_mut(), *this.last_progress, *this.timeout, cx).map(Err),
         }
     }
 
@@ -94,7 +93,7 @@ impl<T: AsyncWrite> AsyncWrite for IdleTimeout<T> {
                 *this.last_progress = Instant::now();
                 Poll::Ready(r)
             }
-            Poll::Pending => check_idle(this.timer, *this.last_progress, *this.timeout, cx).map(Err),
+            Poll::Pending => check_idle(this.timer.as_mut(), *this.last_progress, *this.timeout, cx).map(Err),
         }
     }
 
