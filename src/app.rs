@@ -51,18 +51,28 @@ impl App {
                 .map(|spec| Source::build(spec, &settings))
                 .collect::<Result<Vec<_>, _>>()?,
         };
-        let policies = Arc::new(load_policies(&settings.policies, settings.policies_explicit)?);
+        let policies = Arc::new(load_policies(
+            &settings.policies,
+            settings.policies_explicit,
+        )?);
         let metrics = Arc::new(Metrics::new());
         let probes = sources
             .iter()
-            .map(|s| StoreProbeTarget { name: s.name.clone(), store: s.store() })
+            .map(|s| StoreProbeTarget {
+                name: s.name.clone(),
+                store: s.store(),
+            })
             .collect();
         let stores = Arc::new(
             Stores::new(sources, settings.store_timeout, settings.slow_store)
                 .with_breakers(settings.breaker_failures, settings.breaker_cooldown)
                 .with_metrics(metrics.clone()),
         );
-        let loader = Arc::new(Loader::new(stores.clone(), settings.etag_hash_limit, settings.cache_max_object));
+        let loader = Arc::new(Loader::new(
+            stores.clone(),
+            settings.etag_hash_limit,
+            settings.cache_max_object,
+        ));
         let cache = HotCache::new(
             CacheConfig {
                 budget: settings.cache_size,
@@ -81,9 +91,23 @@ impl App {
             )),
             None => None,
         };
-        let runtime = Arc::new(crate::status::Runtime { cache: cache.clone(), stores: stores.clone() });
-        let health = Health::new(probes, db.clone(), metrics.clone(), runtime, settings.health_interval, env!("CARGO_PKG_VERSION"));
-        let access = AccessRules::new(settings.private_prefix.clone(), settings.signing_secret.clone(), &settings.cors_origins);
+        let runtime = Arc::new(crate::status::Runtime {
+            cache: cache.clone(),
+            stores: stores.clone(),
+        });
+        let health = Health::new(
+            probes,
+            db.clone(),
+            metrics.clone(),
+            runtime,
+            settings.health_interval,
+            env!("CARGO_PKG_VERSION"),
+        );
+        let access = AccessRules::new(
+            settings.private_prefix.clone(),
+            settings.signing_secret.clone(),
+            &settings.cors_origins,
+        );
         Ok(Arc::new(App {
             settings,
             stores,
@@ -116,8 +140,9 @@ impl App {
 /// embedded defaults are used.
 pub fn load_policies(path: &Path, explicit: bool) -> Result<PolicyHandle, String> {
     if !explicit && !path.exists() {
-        let set = crate::policy::PolicySet::from_str(EMBEDDED_POLICIES, "embedded policies/default.toml")
-            .map_err(|e| e.to_string())?;
+        let set =
+            crate::policy::PolicySet::from_str(EMBEDDED_POLICIES, "embedded policies/default.toml")
+                .map_err(|e| e.to_string())?;
         return Ok(PolicyHandle::from_set(set));
     }
     PolicyHandle::load(path).map_err(|e| e.to_string())

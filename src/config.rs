@@ -131,7 +131,9 @@ impl FromStr for StoreSpec {
         match scheme.to_ascii_lowercase().as_str() {
             "file" => {
                 if !rest.starts_with('/') {
-                    return Err(format!("`{s}`: file:// needs an absolute path (file:///srv/public)"));
+                    return Err(format!(
+                        "`{s}`: file:// needs an absolute path (file:///srv/public)"
+                    ));
                 }
                 let decoded = percent_encoding::percent_decode_str(rest)
                     .decode_utf8()
@@ -141,10 +143,9 @@ impl FromStr for StoreSpec {
             "memory" => Ok(StoreSpec::Memory),
             "s3" | "s3a" => split(rest).map(|(bucket, prefix)| StoreSpec::S3 { bucket, prefix }),
             "gs" => split(rest).map(|(bucket, prefix)| StoreSpec::Gcs { bucket, prefix }),
-            "az" | "azure" | "abfs" => split(rest).map(|(container, prefix)| StoreSpec::Azure {
-                container,
-                prefix,
-            }),
+            "az" | "azure" | "abfs" => {
+                split(rest).map(|(container, prefix)| StoreSpec::Azure { container, prefix })
+            }
             other => Err(format!(
                 "`{s}`: unknown store scheme `{other}` (use a path, file://, memory://, s3://, gs:// or az://)"
             )),
@@ -177,8 +178,12 @@ pub enum LogFormat {
 
 /// The command line.
 #[derive(Debug, Parser)]
-#[command(name = "cdn-origin", version, about = "An origin server for CDNs in front of object storage",
-          args_conflicts_with_subcommands = true)]
+#[command(
+    name = "cdn-origin",
+    version,
+    about = "An origin server for CDNs in front of object storage",
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// A subcommand; without one the server runs.
     #[command(subcommand)]
@@ -252,7 +257,12 @@ pub struct ServeArgs {
     #[arg(value_name = "SOURCE")]
     pub sources: Vec<StoreSpec>,
     /// More sources (same forms as SOURCE), searched after the positional ones.
-    #[arg(long = "store", value_name = "URL", env = "CDN_ORIGIN_STORE", value_delimiter = ',')]
+    #[arg(
+        long = "store",
+        value_name = "URL",
+        env = "CDN_ORIGIN_STORE",
+        value_delimiter = ','
+    )]
     pub stores: Vec<StoreSpec>,
     /// TOML settings file.
     #[arg(long, env = "CDN_ORIGIN_CONFIG")]
@@ -445,8 +455,12 @@ pub struct ConfigError(pub String);
 
 /// Reads and parses the settings file; errors name the file, line, column and field.
 fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("{}: cannot read settings file: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(format!(
+            "{}: cannot read settings file: {e}",
+            path.display()
+        ))
+    })?;
     toml::from_str::<FileConfig>(&text).map_err(|e| {
         let (line, col) = e
             .span()
@@ -561,7 +575,8 @@ impl Settings {
             .unwrap_or_default();
         let mut problems = Vec::new();
 
-        let mut sources: Vec<StoreSpec> = args.sources.iter().chain(&args.stores).cloned().collect();
+        let mut sources: Vec<StoreSpec> =
+            args.sources.iter().chain(&args.stores).cloned().collect();
         if sources.is_empty() {
             for (i, s) in file.sources.iter().enumerate() {
                 match s.parse::<StoreSpec>() {
@@ -576,7 +591,10 @@ impl Settings {
 
         macro_rules! pick {
             ($field:ident, $default:expr) => {
-                args.$field.clone().or(file.$field.clone()).unwrap_or($default)
+                args.$field
+                    .clone()
+                    .or(file.$field.clone())
+                    .unwrap_or($default)
             };
         }
         let secs = |d: u64| Seconds(Duration::from_secs(d));
@@ -681,18 +699,18 @@ impl Settings {
                 problems.push(format!("{name}: must be longer than zero"));
             }
         }
-        if let Some(token) = &self.purge_token {
-            if token.len() < 16 {
-                problems.push("purge_token: must be at least 16 characters".into());
-            }
+        if let Some(token) = &self.purge_token
+            && token.len() < 16
+        {
+            problems.push("purge_token: must be at least 16 characters".into());
         }
-        if let Some(secret) = &self.signing_secret {
-            if secret.len() < 32 {
-                problems.push(format!(
-                    "signing_secret: must be at least 32 bytes (got {})",
-                    secret.len()
-                ));
-            }
+        if let Some(secret) = &self.signing_secret
+            && secret.len() < 32
+        {
+            problems.push(format!(
+                "signing_secret: must be at least 32 bytes (got {})",
+                secret.len()
+            ));
         }
         if self.signing_secret.is_none() && self.private_prefix.is_some() {
             tracing::info!(
@@ -700,12 +718,15 @@ impl Settings {
                 "no signing secret: the private prefix is never served"
             );
         }
-        if let Some(url) = &self.database_url {
-            if url.parse::<tokio_postgres::Config>().is_err() {
-                problems.push("database_url: not a valid PostgreSQL URL".into());
-            }
+        if let Some(url) = &self.database_url
+            && url.parse::<tokio_postgres::Config>().is_err()
+        {
+            problems.push("database_url: not a valid PostgreSQL URL".into());
         }
-        let needs_s3 = self.sources.iter().any(|s| matches!(s, StoreSpec::S3 { .. }));
+        let needs_s3 = self
+            .sources
+            .iter()
+            .any(|s| matches!(s, StoreSpec::S3 { .. }));
         if let Some(endpoint) = &self.s3_endpoint {
             if url::Url::parse(endpoint).is_err() {
                 problems.push(format!("s3_endpoint: `{endpoint}` is not a URL"));
@@ -746,8 +767,14 @@ mod tests {
     #[test]
     fn durations_accept_units_and_plain_seconds() {
         assert_eq!("30s".parse::<Seconds>().unwrap().0, Duration::from_secs(30));
-        assert_eq!("30d".parse::<Seconds>().unwrap().0, Duration::from_secs(30 * 86_400));
-        assert_eq!("3600".parse::<Seconds>().unwrap().0, Duration::from_secs(3600));
+        assert_eq!(
+            "30d".parse::<Seconds>().unwrap().0,
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(
+            "3600".parse::<Seconds>().unwrap().0,
+            Duration::from_secs(3600)
+        );
         assert!("soon".parse::<Seconds>().is_err());
     }
 
@@ -756,7 +783,10 @@ mod tests {
         assert_eq!("memory://".parse::<StoreSpec>().unwrap(), StoreSpec::Memory);
         assert_eq!(
             "s3://bucket/a/b/".parse::<StoreSpec>().unwrap(),
-            StoreSpec::S3 { bucket: "bucket".into(), prefix: "a/b".into() }
+            StoreSpec::S3 {
+                bucket: "bucket".into(),
+                prefix: "a/b".into()
+            }
         );
         assert_eq!(
             "./public".parse::<StoreSpec>().unwrap(),
@@ -771,7 +801,11 @@ mod tests {
     fn file_errors_name_file_line_and_field() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("origin.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\ncache_size = \"huge\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\ncache_size = \"huge\"\n",
+        )
+        .unwrap();
         let err = load_file(&path).unwrap_err().0;
         assert!(err.contains("origin.toml:2:"), "{err}");
         assert!(err.contains("huge"), "{err}");

@@ -2,14 +2,17 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use cdn_origin::app::{App, load_policies};
 use cdn_origin::config::{Cli, Command, LogFormat, PolicyCommand, ServeArgs, Settings};
 use cdn_origin::server::{Server, shutdown_signal};
+use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -21,25 +24,31 @@ fn main() -> ExitCode {
             None => serve(cli.serve).await,
             Some(Command::Serve(args)) => serve(args).await,
             Some(Command::CheckConfig(args)) => check_config(args),
-            Some(Command::Policy { action: PolicyCommand::Explain { path, policies } }) => explain(&path, &policies),
-            Some(Command::Report { since, database_url }) => {
-                match cdn_origin::report::report(&database_url, since.0).await {
-                    Ok(text) => {
-                        print!("{text}");
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => fail(&format!("report: {e:#}")),
+            Some(Command::Policy {
+                action: PolicyCommand::Explain { path, policies },
+            }) => explain(&path, &policies),
+            Some(Command::Report {
+                since,
+                database_url,
+            }) => match cdn_origin::report::report(&database_url, since.0).await {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
                 }
-            }
-            Some(Command::Sign { path, ttl, secret, base }) => {
-                match cdn_origin::signing::sign(secret.as_bytes(), &path, ttl.0) {
-                    Ok(url) => {
-                        println!("{}{url}", base.trim_end_matches('/'));
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => fail(&e),
+                Err(e) => fail(&format!("report: {e:#}")),
+            },
+            Some(Command::Sign {
+                path,
+                ttl,
+                secret,
+                base,
+            }) => match cdn_origin::signing::sign(secret.as_bytes(), &path, ttl.0) {
+                Ok(url) => {
+                    println!("{}{url}", base.trim_end_matches('/'));
+                    ExitCode::SUCCESS
                 }
-            }
+                Err(e) => fail(&e),
+            },
             Some(Command::Healthcheck { url }) => healthcheck(&url).await,
         }
     })
@@ -53,7 +62,9 @@ fn fail(message: &str) -> ExitCode {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Human => builder.try_init(),
@@ -99,7 +110,11 @@ fn check_config(args: ServeArgs) -> ExitCode {
             return fail(&format!("source {spec}: {e}"));
         }
     }
-    println!("configuration OK: {} source(s), listening on {}", settings.sources.len(), settings.listen);
+    println!(
+        "configuration OK: {} source(s), listening on {}",
+        settings.sources.len(),
+        settings.listen
+    );
     ExitCode::SUCCESS
 }
 
@@ -108,7 +123,11 @@ fn explain(path: &str, policies: &std::path::Path) -> ExitCode {
     match load_policies(policies, explicit) {
         Ok(handle) => {
             let (_, mime) = cdn_origin::object::content_type_for(path.trim_start_matches('/'));
-            let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
+            let path = if path.starts_with('/') {
+                path.to_string()
+            } else {
+                format!("/{path}")
+            };
             print!("{}", handle.current().explain(&path, &mime));
             ExitCode::SUCCESS
         }
@@ -130,7 +149,9 @@ async fn healthcheck(url: &str) -> ExitCode {
         s.write_all(req.as_bytes()).await?;
         let mut buf = vec![0u8; 64];
         let n = s.read(&mut buf).await?;
-        Ok::<bool, std::io::Error>(buf[..n].starts_with(b"HTTP/1.1 200") || buf[..n].starts_with(b"HTTP/1.0 200"))
+        Ok::<bool, std::io::Error>(
+            buf[..n].starts_with(b"HTTP/1.1 200") || buf[..n].starts_with(b"HTTP/1.0 200"),
+        )
     };
     match tokio::time::timeout(std::time::Duration::from_secs(3), attempt).await {
         Ok(Ok(true)) => ExitCode::SUCCESS,

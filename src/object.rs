@@ -136,7 +136,12 @@ impl Loader {
     /// size are kept in the [`Object`] (0 keeps none).
     pub fn new(stores: Arc<Stores>, hash_limit: u64, keep_body_limit: u64) -> Loader {
         let cap = NonZeroUsize::new(100_000).unwrap_or(NonZeroUsize::MIN);
-        Loader { stores, hash_limit, keep_body_limit, memo: Mutex::new(LruCache::new(cap)) }
+        Loader {
+            stores,
+            hash_limit,
+            keep_body_limit,
+            memo: Mutex::new(LruCache::new(cap)),
+        }
     }
 
     /// The stores behind this loader.
@@ -166,7 +171,15 @@ impl Loader {
         } else {
             Vec::new()
         };
-        Ok(Object { key: key.to_string(), info, etag, content_type, mime, body, sidecars })
+        Ok(Object {
+            key: key.to_string(),
+            info,
+            etag,
+            content_type,
+            mime,
+            body,
+            sidecars,
+        })
     }
 
     /// The ETag of `info`, and its body when it is small enough to keep.
@@ -175,7 +188,11 @@ impl Loader {
         let keep = info.size <= self.keep_body_limit;
         let remembered = self.memo.lock().get(&memo_key).cloned();
         if let Some(etag) = remembered {
-            let body = if keep { Some(self.stores.read_all(info).await?) } else { None };
+            let body = if keep {
+                Some(self.stores.read_all(info).await?)
+            } else {
+                None
+            };
             return Ok((etag, body));
         }
         if info.size > self.hash_limit {
@@ -195,7 +212,12 @@ impl Loader {
     ) -> Result<Vec<Sidecar>, StoreError> {
         let lookups = Encoding::COMPRESSED.map(|enc| {
             let sidecar_key = format!("{key}{}", enc.sidecar_suffix().unwrap_or(""));
-            async move { (enc, self.stores.head_in(identity.source, &sidecar_key).await) }
+            async move {
+                (
+                    enc,
+                    self.stores.head_in(identity.source, &sidecar_key).await,
+                )
+            }
         });
         let mut found = Vec::new();
         for (encoding, result) in futures::future::join_all(lookups).await {
@@ -206,7 +228,12 @@ impl Loader {
                 encoding.token().as_bytes(),
                 own.opaque().as_bytes(),
             ]);
-            found.push(Sidecar { encoding, info, etag, body });
+            found.push(Sidecar {
+                encoding,
+                info,
+                etag,
+                body,
+            });
         }
         Ok(found)
     }

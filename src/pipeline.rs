@@ -105,13 +105,21 @@ pub async fn handle(app: &Arc<App>, req: &Request<hyper::body::Incoming>) -> Out
         Ok(t) => t,
         Err(PathError::Bad(why)) => {
             tracing::debug!(path = req.uri().path(), why, "bad path");
-            return Outcome::plain(response::plain(StatusCode::BAD_REQUEST, "bad request\n", None));
+            return Outcome::plain(response::plain(
+                StatusCode::BAD_REQUEST,
+                "bad request\n",
+                None,
+            ));
         }
         Err(PathError::Hidden(_)) => {
             return Outcome::plain(not_found(error_policy));
         }
         Err(PathError::TooLong) => {
-            return Outcome::plain(response::plain(StatusCode::URI_TOO_LONG, "uri too long\n", None));
+            return Outcome::plain(response::plain(
+                StatusCode::URI_TOO_LONG,
+                "uri too long\n",
+                None,
+            ));
         }
     };
     let oreq = ObjectRequest::new(method, target, req.uri(), req.headers());
@@ -130,7 +138,10 @@ pub async fn handle(app: &Arc<App>, req: &Request<hyper::body::Incoming>) -> Out
         Err(e) => return Outcome::plain(store_failure(&e, error_policy)),
     };
     let Some(object) = lookup.object.clone() else {
-        return Outcome::plain(missing(app, &oreq, req.uri(), error_policy).await);
+        let mut res = missing(app, &oreq, req.uri(), error_policy).await;
+        res.headers_mut()
+            .insert(response::CACHE_STATUS.clone(), lookup.cache_status_header());
+        return Outcome::plain(res);
     };
     serve(app, &oreq, &lookup, &object, private).await
 }
@@ -144,7 +155,10 @@ async fn missing(
 ) -> Response<Body> {
     if !oreq.target.is_index {
         let index_key = format!("{}/index.html", oreq.target.key);
-        if let Ok(Lookup { object: Some(_), .. }) = app.cache.lookup(&index_key).await {
+        if let Ok(Lookup {
+            object: Some(_), ..
+        }) = app.cache.lookup(&index_key).await
+        {
             let mut location = format!("{}/", uri.path());
             if let Some(q) = uri.query() {
                 location.push('?');
@@ -164,7 +178,9 @@ fn not_found(error_policy: &crate::policy::Policy) -> Response<Body> {
 fn store_failure(e: &StoreError, error_policy: &crate::policy::Policy) -> Response<Body> {
     tracing::warn!(error = %e, "store failure");
     match e {
-        StoreError::CircuitOpen { retry_after, .. } => response::unavailable(*retry_after, error_policy),
+        StoreError::CircuitOpen { retry_after, .. } => {
+            response::unavailable(*retry_after, error_policy)
+        }
         StoreError::Timeout { .. } => {
             response::plain(StatusCode::GATEWAY_TIMEOUT, "store timeout\n", None)
         }
@@ -198,11 +214,18 @@ async fn serve(
         && object.info.size >= app.settings.compress_min_size;
     let negotiable = on_the_fly || !object.sidecars.is_empty();
     let cors = app.access.cors(oreq, &object.mime);
-    let vary = Vary { accept_encoding: negotiable, origin: cors.varies };
+    let vary = Vary {
+        accept_encoding: negotiable,
+        origin: cors.varies,
+    };
     let chosen = if negotiable {
+        // A Range request is served from stable bytes only (issue 3, point 11): when the object
+        // is too big to hold a compressed variant, on-the-fly encodings are not offered for it.
+        let streamed_only = object.body.is_none();
+        let ranged = oreq.range.is_some();
         let mut available: Vec<Encoding> = Encoding::COMPRESSED
             .into_iter()
-            .filter(|e| on_the_fly || object.sidecar(*e).is_some())
+            .filter(|e| object.sidecar(*e).is_some() || (on_the_fly && !(ranged && streamed_only)))
             .collect();
         available.push(Encoding::Identity);
         oreq.accept_encoding.negotiate(&available)
@@ -218,8 +241,13 @@ async fn serve(
         private,
         cors: cors.allow_origin.clone(),
     };
-    let Some(chosen) = chosen.or(app.settings.identity_fallback.then_some(Encoding::Identity)) else {
-        let mut res = response::plain(StatusCode::NOT_ACCEPTABLE, "no acceptable encoding\n", Some(policies.error_policy()));
+    let Some(chosen) = chosen.or(app.settings.identity_fallback.then_some(Encoding::Identity))
+    else {
+        let mut res = response::plain(
+            StatusCode::NOT_ACCEPTABLE,
+            "no acceptable encoding\n",
+            Some(policies.error_policy()),
+        );
         if let Some(v) = vary.header_value() {
             res.headers_mut().insert(header::VARY, v);
         }
@@ -235,7 +263,10 @@ async fn serve(
     };
 
     // 4. decide
-    let validators = Validators { etag: &rep.etag, last_modified: Some(object.info.last_modified) };
+    let validators = Validators {
+        etag: &rep.etag,
+        last_modified: Some(object.info.last_modified),
+    };
     match conditional::evaluate(&oreq.conditions, oreq.method.as_method(), &validators) {
         Precondition::Proceed => {}
         Precondition::NotModified => {
@@ -247,8 +278,13 @@ async fn serve(
             return outcome;
         }
         Precondition::Failed => {
-            let mut res = response::plain(StatusCode::PRECONDITION_FAILED, "precondition failed\n", None);
-            res.headers_mut().insert(header::ETAG, rep.etag.header_value());
+            let mut res = response::plain(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition failed\n",
+                None,
+            );
+            res.headers_mut()
+                .insert(header::ETAG, rep.etag.header_value());
             outcome.response = res;
             return outcome;
         }
@@ -263,10 +299,10 @@ async fn serve(
     };
 
     // 6-7. respond
-    if rep.encoding != Encoding::Identity {
-        if let Some(len) = rep.len() {
-            outcome.saved_compression = object.info.size.saturating_sub(len);
-        }
+    if rep.encoding != Encoding::Identity
+        && let Some(len) = rep.len()
+    {
+        outcome.saved_compression = object.info.size.saturating_sub(len);
     }
     let mut res = Response::new(response::empty());
     let h = res.headers_mut();
@@ -282,7 +318,11 @@ async fn serve(
                 h.insert(header::ACCEPT_RANGES, response::accept_ranges());
                 h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             }
-            if head_only { Ok(response::empty()) } else { full_body(app, &rep).await }
+            if head_only {
+                Ok(response::empty())
+            } else {
+                full_body(app, &rep).await
+            }
         }
         RangeDecision::Partial(ranges) if ranges.len() == 1 => {
             let r = ranges[0].clone();
@@ -300,17 +340,26 @@ async fn serve(
             *res.status_mut() = StatusCode::PARTIAL_CONTENT;
             let h = res.headers_mut();
             h.insert(header::CONTENT_TYPE, multipart.content_type());
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(multipart.content_length()));
+            h.insert(
+                header::CONTENT_LENGTH,
+                HeaderValue::from(multipart.content_length()),
+            );
             Ok(multipart_body(app.clone(), rep, multipart))
         }
         RangeDecision::Unsatisfiable => {
             let len = rep.len().unwrap_or(0);
-            let mut r = response::plain(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable\n", Some(policies.error_policy()));
-            r.headers_mut().insert(header::CONTENT_RANGE, range::unsatisfied_content_range(len));
+            let mut r = response::plain(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range not satisfiable\n",
+                Some(policies.error_policy()),
+            );
+            r.headers_mut()
+                .insert(header::CONTENT_RANGE, range::unsatisfied_content_range(len));
             if let Some(v) = vary.header_value() {
                 r.headers_mut().insert(header::VARY, v);
             }
-            r.headers_mut().insert(header::ETAG, rep.etag.header_value());
+            r.headers_mut()
+                .insert(header::ETAG, rep.etag.header_value());
             outcome.response = r;
             return outcome;
         }
@@ -327,34 +376,61 @@ async fn serve(
 
 /// Picks the bytes for `encoding`: a sidecar, a cached compressed variant (made once), a
 /// compression stream for objects too big to hold, or identity.
-async fn select(app: &Arc<App>, object: &Arc<Object>, encoding: Encoding) -> Result<Representation, StoreError> {
+async fn select(
+    app: &Arc<App>,
+    object: &Arc<Object>,
+    encoding: Encoding,
+) -> Result<Representation, StoreError> {
     if encoding == Encoding::Identity {
         let content = match &object.body {
             Some(b) => Content::Memory(b.clone()),
             None => Content::Store(object.info.clone()),
         };
-        return Ok(Representation { encoding, etag: object.etag.clone(), content });
+        return Ok(Representation {
+            encoding,
+            etag: object.etag.clone(),
+            content,
+        });
     }
     if let Some(sidecar) = object.sidecar(encoding) {
         let content = match &sidecar.body {
             Some(b) => Content::Memory(b.clone()),
             None => Content::Store(sidecar.info.clone()),
         };
-        return Ok(Representation { encoding, etag: sidecar.etag.clone(), content });
+        return Ok(Representation {
+            encoding,
+            etag: sidecar.etag.clone(),
+            content,
+        });
     }
     let etag = object.etag.with_suffix(encoding.token());
     let Some(body) = &object.body else {
-        return Ok(Representation { encoding, etag, content: Content::Compress(object.info.clone(), encoding) });
+        return Ok(Representation {
+            encoding,
+            etag,
+            content: Content::Compress(object.info.clone(), encoding),
+        });
     };
     if let Some(bytes) = app.cache.variant(&object.key, &object.etag, encoding) {
-        return Ok(Representation { encoding, etag, content: Content::Memory(bytes) });
+        return Ok(Representation {
+            encoding,
+            etag,
+            content: Content::Memory(bytes),
+        });
     }
-    let compressed = encoding::compress_bytes(encoding, body.clone()).await.map_err(|e| StoreError::Io {
-        store: "compression".into(),
-        source: e,
-    })?;
-    app.cache.put_variant(&object.key, &object.etag, encoding, compressed.clone());
-    Ok(Representation { encoding, etag, content: Content::Memory(compressed) })
+    let compressed = encoding::compress_bytes(encoding, body.clone())
+        .await
+        .map_err(|e| StoreError::Io {
+            store: "compression".into(),
+            source: e,
+        })?;
+    app.cache
+        .put_variant(&object.key, &object.etag, encoding, compressed.clone());
+    Ok(Representation {
+        encoding,
+        etag,
+        content: Content::Memory(compressed),
+    })
 }
 
 async fn full_body(app: &Arc<App>, rep: &Representation) -> Result<Body, StoreError> {
@@ -368,7 +444,11 @@ async fn full_body(app: &Arc<App>, rep: &Representation) -> Result<Body, StoreEr
     }
 }
 
-async fn range_body(app: &Arc<App>, rep: &Representation, r: std::ops::Range<u64>) -> Result<Body, StoreError> {
+async fn range_body(
+    app: &Arc<App>,
+    rep: &Representation,
+    r: std::ops::Range<u64>,
+) -> Result<Body, StoreError> {
     match &rep.content {
         Content::Memory(b) => Ok(response::full(b.slice(r.start as usize..r.end as usize))),
         Content::Store(info) => Ok(response::stream(app.stores.read(info, r).await?)),
@@ -383,7 +463,11 @@ async fn range_body(app: &Arc<App>, rep: &Representation, r: std::ops::Range<u64
 /// multipart/byteranges: each part's head, then its bytes, read part by part.
 fn multipart_body(app: Arc<App>, rep: Representation, multipart: Multipart) -> Body {
     let closing = multipart.closing();
-    let parts: Vec<_> = multipart.parts().iter().map(|p| (p.head.clone(), p.range.clone())).collect();
+    let parts: Vec<_> = multipart
+        .parts()
+        .iter()
+        .map(|p| (p.head.clone(), p.range.clone()))
+        .collect();
     let rep = Arc::new(rep);
     let chunks = stream::iter(parts).then(move |(head, r)| {
         let app = app.clone();
@@ -393,8 +477,14 @@ fn multipart_body(app: Arc<App>, rep: Representation, multipart: Multipart) -> B
                 Content::Memory(b) => {
                     stream::iter([Ok(b.slice(r.start as usize..r.end as usize))]).boxed()
                 }
-                Content::Store(info) => app.stores.read(info, r).await.map_err(std::io::Error::other)?,
-                Content::Compress(..) => return Err(std::io::Error::other("range over a compression stream")),
+                Content::Store(info) => app
+                    .stores
+                    .read(info, r)
+                    .await
+                    .map_err(std::io::Error::other)?,
+                Content::Compress(..) => {
+                    return Err(std::io::Error::other("range over a compression stream"));
+                }
             };
             Ok::<_, std::io::Error>(stream::iter([Ok(head)]).chain(data).boxed())
         }
@@ -412,14 +502,23 @@ fn multipart_body(app: Arc<App>, rep: Representation, multipart: Multipart) -> B
 /// Records metrics and the access log line for one finished response.
 pub fn record(app: &App, method: &http::Method, path: &str, outcome: &Outcome, started: Instant) {
     let status = outcome.response.status();
-    let bytes = outcome
-        .response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|_| method != http::Method::HEAD)
-        .unwrap_or(0);
+    // Bodies built here always know their length (Full, or a stream behind a Content-Length),
+    // except on-the-fly compression, whose bytes are not known until it ends.
+    let bytes = if method == http::Method::HEAD {
+        0
+    } else {
+        let hint = http_body::Body::size_hint(outcome.response.body());
+        hint.exact()
+            .or_else(|| {
+                outcome
+                    .response
+                    .headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    };
     let latency = started.elapsed();
     app.metrics.record_request(&crate::metrics::RequestRecord {
         method,

@@ -98,7 +98,11 @@ pub fn map_path(uri: &Uri, serve_dotfiles: bool) -> Result<MappedPath, PathError
         }
         key.push_str("index.html");
     }
-    Ok(MappedPath { path, key, is_index })
+    Ok(MappedPath {
+        path,
+        key,
+        is_index,
+    })
 }
 
 /// The methods an object answers.
@@ -174,7 +178,11 @@ mod tests {
             ("/blog/", "blog/index.html", true),
             ("/with%20space.txt", "with space.txt", false),
             ("/na%C3%AFve%20caf%C3%A9.txt", "naïve café.txt", false),
-            ("/.well-known/security.txt", ".well-known/security.txt", false),
+            (
+                "/.well-known/security.txt",
+                ".well-known/security.txt",
+                false,
+            ),
         ];
         for (path, key, index) in cases {
             let m = map(path).unwrap();

@@ -29,7 +29,9 @@ pub fn empty() -> Body {
 
 /// A body from bytes in memory.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// A streamed body.
@@ -94,7 +96,10 @@ impl ObjectHeaders<'_> {
         h.insert(header::LAST_MODIFIED, http_date(lm));
         self.policy.apply(h);
         if self.private {
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-cache"),
+            );
             h.remove(HeaderName::from_static("cdn-cache-control"));
             h.remove(HeaderName::from_static("surrogate-key"));
         }
@@ -121,7 +126,11 @@ pub fn accept_ranges() -> HeaderValue {
 }
 
 /// A short plain-text response for errors and refusals, cached by the error policy.
-pub fn plain(status: StatusCode, text: &'static str, error_policy: Option<&Policy>) -> Response<Body> {
+pub fn plain(
+    status: StatusCode,
+    text: &'static str,
+    error_policy: Option<&Policy>,
+) -> Response<Body> {
     let mut res = Response::new(full(Bytes::from_static(text.as_bytes())));
     *res.status_mut() = status;
     let h = res.headers_mut();
@@ -153,16 +162,26 @@ pub fn options() -> Response<Body> {
 
 /// 503 with `Retry-After` (whole seconds, at least 1).
 pub fn unavailable(retry_after: Duration, error_policy: &Policy) -> Response<Body> {
-    let mut res = plain(StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n", Some(error_policy));
+    let mut res = plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store unavailable\n",
+        Some(error_policy),
+    );
     let secs = retry_after.as_secs().max(1);
-    res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
 
 /// 308 to `location` (a path we built from a validated one, so always a valid header).
 pub fn permanent_redirect(location: &str, error_policy: &Policy) -> Response<Body> {
-    let mut res = plain(StatusCode::PERMANENT_REDIRECT, "moved\n", Some(error_policy));
+    let mut res = plain(
+        StatusCode::PERMANENT_REDIRECT,
+        "moved\n",
+        Some(error_policy),
+    );
     if let Ok(v) = HeaderValue::from_str(location) {
         res.headers_mut().insert(header::LOCATION, v);
     }

@@ -23,7 +23,10 @@ use crate::response::{self, Body};
 pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let path = req.uri().path();
-    let internal = matches!(path, "/health" | "/health/ready" | "/health/detailed" | "/metrics");
+    let internal = matches!(
+        path,
+        "/health" | "/health/ready" | "/health/detailed" | "/metrics"
+    );
     if internal {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return response::method_not_allowed();
@@ -53,9 +56,18 @@ fn with_json((status, body): (StatusCode, Bytes)) -> (StatusCode, Bytes, &'stati
     (status, body, "application/json")
 }
 
-fn internal_response(status: StatusCode, body: Bytes, content_type: &'static str, head: bool) -> Response<Body> {
+fn internal_response(
+    status: StatusCode,
+    body: Bytes,
+    content_type: &'static str,
+    head: bool,
+) -> Response<Body> {
     let len = body.len();
-    let mut res = Response::new(if head { response::empty() } else { response::full(body) });
+    let mut res = Response::new(if head {
+        response::empty()
+    } else {
+        response::full(body)
+    });
     *res.status_mut() = status;
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -69,7 +81,8 @@ fn internal_response(status: StatusCode, body: Bytes, content_type: &'static str
 async fn purge(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
     if req.method() != Method::POST {
         let mut res = response::plain(StatusCode::METHOD_NOT_ALLOWED, "use POST\n", None);
-        res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        res.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return res;
     }
     let expected = app.settings.purge_token.as_deref().unwrap_or_default();
@@ -81,7 +94,8 @@ async fn purge(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
         .unwrap_or("");
     if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) || expected.is_empty() {
         let mut res = response::plain(StatusCode::UNAUTHORIZED, "unauthorized\n", None);
-        res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return res;
     }
     let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
@@ -107,7 +121,13 @@ async fn purge(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let (target, prefix) = match (parsed.path, parsed.prefix) {
         (Some(p), None) => (p, false),
         (None, Some(p)) => (p, true),
-        _ => return response::plain(StatusCode::BAD_REQUEST, "give exactly one of path or prefix\n", None),
+        _ => {
+            return response::plain(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of path or prefix\n",
+                None,
+            );
+        }
     };
     let key = target.trim_start_matches('/');
     let purged = app.cache.purge(key, prefix);

@@ -52,7 +52,11 @@ pub struct AccessRules {
 
 impl AccessRules {
     /// From settings values.
-    pub fn new(private_prefix: Option<String>, secret: Option<Vec<u8>>, cors_origins: &[String]) -> Self {
+    pub fn new(
+        private_prefix: Option<String>,
+        secret: Option<Vec<u8>>,
+        cors_origins: &[String],
+    ) -> Self {
         AccessRules {
             private_prefix,
             secret,
@@ -88,7 +92,9 @@ impl AccessRules {
         let (Some(expires), Some(sig)) = (expires, sig) else {
             return Access::Forbidden;
         };
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         if expires < now {
             return Access::Forbidden;
         }
@@ -109,10 +115,20 @@ impl AccessRules {
             return Cors::default();
         }
         if self.cors_any {
-            return Cors { allow_origin: Some(HeaderValue::from_static("*")), varies: false };
+            return Cors {
+                allow_origin: Some(HeaderValue::from_static("*")),
+                varies: false,
+            };
         }
-        let allowed = req.origin.as_ref().filter(|o| self.cors_origins.contains(o)).cloned();
-        Cors { allow_origin: allowed, varies: true }
+        let allowed = req
+            .origin
+            .as_ref()
+            .filter(|o| self.cors_origins.contains(o))
+            .cloned();
+        Cors {
+            allow_origin: allowed,
+            varies: true,
+        }
     }
 }
 
@@ -144,7 +160,10 @@ fn mac(secret: &[u8], path: &str, expires: u64) -> Option<HmacSha256> {
 /// A signed path-and-query for `path` (decoded form) valid for `ttl`.
 pub fn sign(secret: &[u8], path: &str, ttl: Duration) -> Result<String, String> {
     if secret.len() < 32 {
-        return Err(format!("the signing secret must be at least 32 bytes (got {})", secret.len()));
+        return Err(format!(
+            "the signing secret must be at least 32 bytes (got {})",
+            secret.len()
+        ));
     }
     if !path.starts_with('/') {
         return Err("the path must start with /".into());
@@ -153,7 +172,10 @@ pub fn sign(secret: &[u8], path: &str, ttl: Duration) -> Result<String, String> 
         .decode_utf8()
         .map_err(|_| "the path is not UTF-8".to_string())?;
     let encoded = percent_path(&decoded);
-    let expires = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) + ttl.as_secs();
+    let expires = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + ttl.as_secs();
     let m = mac(secret, &encoded, expires).ok_or("bad secret")?;
     let sig = hex::encode(m.finalize().into_bytes());
     Ok(format!("{encoded}?expires={expires}&sig={sig}"))
@@ -188,7 +210,12 @@ mod tests {
         let signed = sign(SECRET, "/private/a.pdf", Duration::from_secs(60)).unwrap();
         let tampered = signed.replace("/private/a.pdf", "/private/b.pdf");
         assert_eq!(rules().check(&req(&tampered)), Access::Forbidden);
-        let other = sign(b"another-secret-of-32-bytes-length!", "/private/a.pdf", Duration::from_secs(60)).unwrap();
+        let other = sign(
+            b"another-secret-of-32-bytes-length!",
+            "/private/a.pdf",
+            Duration::from_secs(60),
+        )
+        .unwrap();
         assert_eq!(rules().check(&req(&other)), Access::Forbidden);
         let expired = "/private/a.pdf?expires=1&sig=00";
         assert_eq!(rules().check(&req(expired)), Access::Forbidden);

@@ -45,11 +45,14 @@ impl crate::health::RuntimeStatus for Runtime {
 pub fn refresh_gauges(app: &App) {
     let stats = app.cache.stats();
     app.metrics.set_cache_usage(stats.bytes, stats.entries);
-    let before = app.reported_evictions.swap(stats.evictions, Ordering::Relaxed);
+    let before = app
+        .reported_evictions
+        .swap(stats.evictions, Ordering::Relaxed);
     if stats.evictions > before {
         app.metrics.cache_evicted(stats.evictions - before);
     }
     for b in app.stores.breakers() {
-        app.metrics.set_breaker_state(b.name(), breaker_state(b.state()));
+        app.metrics
+            .set_breaker_state(b.name(), breaker_state(b.state()));
     }
 }

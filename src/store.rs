@@ -121,7 +121,11 @@ pub struct Source {
 impl Source {
     /// A source backed by any `ObjectStore` (tests use this to inject counting or failing stores).
     pub fn custom(name: impl Into<String>, store: Arc<dyn ObjectStore>) -> Source {
-        Source { name: name.into(), store, local_root: None }
+        Source {
+            name: name.into(),
+            store,
+            local_root: None,
+        }
     }
 
     /// The underlying store (for health probes).
@@ -185,7 +189,10 @@ impl Source {
                     b = b.with_endpoint(endpoint);
                 }
                 let store = b.build().map_err(|e| format!("s3://{bucket}: {e}"))?;
-                Ok(Source::custom(format!("s3:{bucket}"), with_prefix(Arc::new(store), prefix)))
+                Ok(Source::custom(
+                    format!("s3:{bucket}"),
+                    with_prefix(Arc::new(store), prefix),
+                ))
             }
             StoreSpec::Gcs { bucket, prefix } => {
                 let store = object_store::gcp::GoogleCloudStorageBuilder::from_env()
@@ -194,7 +201,10 @@ impl Source {
                     .with_retry(retry)
                     .build()
                     .map_err(|e| format!("gs://{bucket}: {e}"))?;
-                Ok(Source::custom(format!("gs:{bucket}"), with_prefix(Arc::new(store), prefix)))
+                Ok(Source::custom(
+                    format!("gs:{bucket}"),
+                    with_prefix(Arc::new(store), prefix),
+                ))
             }
             StoreSpec::Azure { container, prefix } => {
                 let store = object_store::azure::MicrosoftAzureBuilder::from_env()
@@ -224,7 +234,9 @@ pub struct Stores {
 
 impl std::fmt::Debug for Stores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stores").field("sources", &self.sources).finish_non_exhaustive()
+        f.debug_struct("Stores")
+            .field("sources", &self.sources)
+            .finish_non_exhaustive()
     }
 }
 
@@ -236,7 +248,13 @@ impl Stores {
             .iter()
             .map(|s| CircuitBreaker::new(s.name.clone(), 5, Duration::from_secs(30)))
             .collect();
-        Stores { sources, breakers, first_byte_timeout, slow, metrics: None }
+        Stores {
+            sources,
+            breakers,
+            first_byte_timeout,
+            slow,
+            metrics: None,
+        }
     }
 
     /// Sets the breaker threshold and cooldown for every source.
@@ -260,17 +278,29 @@ impl Stores {
         &self.breakers
     }
 
-    fn permit(&self, i: usize) -> Result<Option<crate::cache::breaker::BreakerPermit<'_>>, StoreError> {
+    fn permit(
+        &self,
+        i: usize,
+    ) -> Result<Option<crate::cache::breaker::BreakerPermit<'_>>, StoreError> {
         match self.breakers.get(i) {
             None => Ok(None),
-            Some(b) => b.try_acquire().map(Some).map_err(|retry_after| StoreError::CircuitOpen {
-                store: self.name(i).to_string(),
-                retry_after,
-            }),
+            Some(b) => b
+                .try_acquire()
+                .map(Some)
+                .map_err(|retry_after| StoreError::CircuitOpen {
+                    store: self.name(i).to_string(),
+                    retry_after,
+                }),
         }
     }
 
-    fn observe<T>(&self, i: usize, op: StoreOp, started: Instant, result: &Result<Option<T>, StoreError>) {
+    fn observe<T>(
+        &self,
+        i: usize,
+        op: StoreOp,
+        started: Instant,
+        result: &Result<Option<T>, StoreError>,
+    ) {
         let outcome = match result {
             Ok(Some(_)) => StoreOutcome::Ok,
             Ok(None) => StoreOutcome::NotFound,
@@ -321,16 +351,21 @@ impl Stores {
                         mtime_nanos: 0,
                     })),
                     Err(object_store::Error::NotFound { .. }) => Ok(None),
-                    Err(source_err) => {
-                        Err(StoreError::Backend { store: source.name.clone(), source: source_err })
-                    }
+                    Err(source_err) => Err(StoreError::Backend {
+                        store: source.name.clone(),
+                        source: source_err,
+                    }),
                 })
         };
         self.note_slow(&source.name, "head", key, started);
         self.observe(i, StoreOp::Head, started, &result);
         if let Some(permit) = permit {
             // Not-found is a healthy answer; only failures count towards opening the breaker.
-            if result.is_ok() { permit.success() } else { permit.failure() }
+            if result.is_ok() {
+                permit.success()
+            } else {
+                permit.failure()
+            }
         }
         result
     }
@@ -360,7 +395,11 @@ impl Stores {
 
     /// Streams `range` (end-exclusive, within the object) of the object. The first byte is awaited
     /// here, within the first-byte deadline; later stalls are bounded by the store's read timeout.
-    pub async fn read(&self, info: &ObjectInfo, range: Range<u64>) -> Result<BodyStream, StoreError> {
+    pub async fn read(
+        &self,
+        info: &ObjectInfo,
+        range: Range<u64>,
+    ) -> Result<BodyStream, StoreError> {
         let Some(source) = self.sources.get(info.source) else {
             return Err(StoreError::Io {
                 store: "?".into(),
@@ -378,15 +417,28 @@ impl Stores {
             self.observe::<()>(info.source, StoreOp::Get, started, &Err(clone_kind(e)));
         }
         if let Some(permit) = permit {
-            if opened.is_ok() { permit.success() } else { permit.failure() }
+            if opened.is_ok() {
+                permit.success()
+            } else {
+                permit.failure()
+            }
         }
         let stream = opened?;
         self.note_slow(&source.name, "get", info.location.as_ref(), started);
-        let meter = self.metrics.clone().map(|m| Meter { metrics: m, store: source.name.clone(), started });
+        let meter = self.metrics.clone().map(|m| Meter {
+            metrics: m,
+            store: source.name.clone(),
+            started,
+        });
         Ok(exact_length(stream, expected, meter))
     }
 
-    async fn open(&self, source: &Source, info: &ObjectInfo, range: Range<u64>) -> Result<BodyStream, StoreError> {
+    async fn open(
+        &self,
+        source: &Source,
+        info: &ObjectInfo,
+        range: Range<u64>,
+    ) -> Result<BodyStream, StoreError> {
         Ok(if let Some(root) = &source.local_root {
             local_read(root, info, range, &source.name).await?
         } else {
@@ -400,28 +452,38 @@ impl Stores {
                 .await?;
             let result = result.map_err(|e| match e {
                 object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. } => {
-                    StoreError::Changed { store: source.name.clone() }
+                    StoreError::Changed {
+                        store: source.name.clone(),
+                    }
                 }
-                other => StoreError::Backend { store: source.name.clone(), source: other },
+                other => StoreError::Backend {
+                    store: source.name.clone(),
+                    source: other,
+                },
             })?;
             result.into_stream().map_err(io::Error::other).boxed()
         })
     }
 
-    async fn timed<T>(
-        &self,
-        store: &str,
-        fut: impl Future<Output = T>,
-    ) -> Result<T, StoreError> {
+    async fn timed<T>(&self, store: &str, fut: impl Future<Output = T>) -> Result<T, StoreError> {
         tokio::time::timeout(self.first_byte_timeout, fut)
             .await
-            .map_err(|_| StoreError::Timeout { store: store.to_string(), after: self.first_byte_timeout })
+            .map_err(|_| StoreError::Timeout {
+                store: store.to_string(),
+                after: self.first_byte_timeout,
+            })
     }
 
     fn note_slow(&self, store: &str, op: &'static str, key: &str, started: Instant) {
         let took = started.elapsed();
         if took >= self.slow {
-            tracing::warn!(store, op, key, took_ms = took.as_millis() as u64, "slow store request");
+            tracing::warn!(
+                store,
+                op,
+                key,
+                took_ms = took.as_millis() as u64,
+                "slow store request"
+            );
         }
     }
 }
@@ -429,13 +491,21 @@ impl Stores {
 /// A cheap stand-in carrying only what [`Stores::observe`] looks at (timeout or not).
 fn clone_kind(e: &StoreError) -> StoreError {
     match e {
-        StoreError::Timeout { store, after } => StoreError::Timeout { store: store.clone(), after: *after },
-        other => StoreError::Changed { store: other.to_string() },
+        StoreError::Timeout { store, after } => StoreError::Timeout {
+            store: store.clone(),
+            after: *after,
+        },
+        other => StoreError::Changed {
+            store: other.to_string(),
+        },
     }
 }
 
 fn io_to_store(store: &str, e: io::Error) -> StoreError {
-    StoreError::Io { store: store.to_string(), source: e }
+    StoreError::Io {
+        store: store.to_string(),
+        source: e,
+    }
 }
 
 /// Truncates a time to whole seconds: HTTP dates carry no fractions, and comparing a stored
@@ -461,7 +531,10 @@ fn local_path(root: &FsPath, location: &Path) -> io::Result<Option<PathBuf>> {
         Err(e) => return Err(e),
     };
     if !canonical.starts_with(root) {
-        tracing::warn!(key = location.as_ref(), "refused a symlink that leaves the local root");
+        tracing::warn!(
+            key = location.as_ref(),
+            "refused a symlink that leaves the local root"
+        );
         return Ok(None);
     }
     Ok(Some(canonical))
@@ -482,7 +555,9 @@ async fn local_head(
             return Ok(None);
         }
         let modified = meta.modified().unwrap_or(UNIX_EPOCH);
-        let mtime_nanos = modified.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let mtime_nanos = modified
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         Ok(Some(ObjectInfo {
             source: i,
             location,
@@ -572,41 +647,51 @@ fn exact_length(inner: BodyStream, expected: u64, metrics: Option<Meter>) -> Bod
     stream::unfold(state, move |(mut inner, seen, done)| {
         let metrics = metrics.clone();
         async move {
-        if done {
-            return None;
-        }
-        let finish = |seen: u64, ok: bool| {
-            if let Some(m) = &metrics {
-                let outcome = if ok { StoreOutcome::Ok } else { StoreOutcome::Error };
-                m.metrics.record_store(&m.store, StoreOp::Get, outcome, m.started.elapsed(), seen);
+            if done {
+                return None;
             }
-        };
-        match inner.next().await {
-            Some(Ok(chunk)) => {
-                let seen = seen + chunk.len() as u64;
-                if seen > expected {
-                    let e = io::Error::other("store sent more bytes than announced");
-                    return Some((Err(e), (inner, seen, true)));
+            let finish = |seen: u64, ok: bool| {
+                if let Some(m) = &metrics {
+                    let outcome = if ok {
+                        StoreOutcome::Ok
+                    } else {
+                        StoreOutcome::Error
+                    };
+                    m.metrics.record_store(
+                        &m.store,
+                        StoreOp::Get,
+                        outcome,
+                        m.started.elapsed(),
+                        seen,
+                    );
                 }
-                Some((Ok(chunk), (inner, seen, false)))
+            };
+            match inner.next().await {
+                Some(Ok(chunk)) => {
+                    let seen = seen + chunk.len() as u64;
+                    if seen > expected {
+                        let e = io::Error::other("store sent more bytes than announced");
+                        return Some((Err(e), (inner, seen, true)));
+                    }
+                    Some((Ok(chunk), (inner, seen, false)))
+                }
+                Some(Err(e)) => {
+                    finish(seen, false);
+                    Some((Err(e), (inner, seen, true)))
+                }
+                None if seen < expected => {
+                    finish(seen, false);
+                    let e = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("store body ended after {seen} of {expected} bytes"),
+                    );
+                    Some((Err(e), (inner, seen, true)))
+                }
+                None => {
+                    finish(seen, true);
+                    None
+                }
             }
-            Some(Err(e)) => {
-                finish(seen, false);
-                Some((Err(e), (inner, seen, true)))
-            }
-            None if seen < expected => {
-                finish(seen, false);
-                let e = io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("store body ended after {seen} of {expected} bytes"),
-                );
-                Some((Err(e), (inner, seen, true)))
-            }
-            None => {
-                finish(seen, true);
-                None
-            }
-        }
         }
     })
     .boxed()
@@ -621,7 +706,10 @@ mod tests {
         let inner = stream::iter(vec![Ok(Bytes::from_static(b"abc"))]).boxed();
         let out: Vec<_> = exact_length(inner, 5, None).collect().await;
         assert!(out[0].is_ok());
-        assert_eq!(out[1].as_ref().unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            out[1].as_ref().unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
     }
 
     #[tokio::test]

@@ -23,7 +23,10 @@ async fn get(srv: &TestServer, path: &str, headers: &[(&str, &str)]) -> reqwest:
 }
 
 fn h<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
-    res.headers().get(name).map(|v| v.to_str().unwrap()).unwrap_or("")
+    res.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap())
+        .unwrap_or("")
 }
 
 /// Every numbered point of issue 2 that does not depend on the backend.
@@ -42,22 +45,49 @@ async fn conformance(srv: &TestServer) {
     assert!(lm_time <= date, "Last-Modified later than Date");
     assert!(!h(&res, "cache-status").is_empty());
     assert_eq!(res.bytes().await.unwrap().as_ref(), hello);
-    assert_eq!(h(&get(srv, "/data.bin", &[]).await, "content-type"), "application/octet-stream");
+    assert_eq!(
+        h(&get(srv, "/data.bin", &[]).await, "content-type"),
+        "application/octet-stream"
+    );
 
     // 4. HEAD = GET headers without a body (both warm, so both are cache hits)
     let _warm = get(srv, "/style.css", &[]).await;
     let g = client().get(srv.url("/style.css")).send().await.unwrap();
     let head = client().head(srv.url("/style.css")).send().await.unwrap();
-    for name in ["content-type", "content-length", "etag", "last-modified", "cache-control", "vary", "accept-ranges", "cache-status"] {
-        assert_eq!(h(&g, name), h(&head, name), "header {name} differs between GET and HEAD");
+    for name in [
+        "content-type",
+        "content-length",
+        "etag",
+        "last-modified",
+        "cache-control",
+        "vary",
+        "accept-ranges",
+        "cache-status",
+    ] {
+        assert_eq!(
+            h(&g, name),
+            h(&head, name),
+            "header {name} differs between GET and HEAD"
+        );
     }
 
     // 4. methods
-    let res = client().request(reqwest::Method::OPTIONS, srv.url("/hello.txt")).send().await.unwrap();
+    let res = client()
+        .request(reqwest::Method::OPTIONS, srv.url("/hello.txt"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert!(h(&res, "allow").contains("GET"));
     for m in ["POST", "PUT", "DELETE", "PATCH"] {
-        let res = client().request(reqwest::Method::from_bytes(m.as_bytes()).unwrap(), srv.url("/hello.txt")).send().await.unwrap();
+        let res = client()
+            .request(
+                reqwest::Method::from_bytes(m.as_bytes()).unwrap(),
+                srv.url("/hello.txt"),
+            )
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{m}");
         assert!(h(&res, "allow").contains("HEAD"));
     }
@@ -76,16 +106,52 @@ async fn conformance(srv: &TestServer) {
         (vec![("if-match", "*".into())], 200),
         (vec![("if-match", format!("\"a\", {tag}"))], 200),
         (vec![("if-modified-since", lm.clone())], 304),
-        (vec![("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT".into())], 200),
+        (
+            vec![("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT".into())],
+            200,
+        ),
         (vec![("if-modified-since", "not a date".into())], 200),
         // A date in the future is invalid and ignored (RFC 9110 §13.1.3 lineage): a broken clock
         // must not pin a 304 on every later change.
-        (vec![("if-modified-since", httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600)))], 200),
-        (vec![("if-none-match", "\"nope\"".into()), ("if-modified-since", lm.clone())], 200),
-        (vec![("if-unmodified-since", "Sun, 06 Nov 1994 08:49:37 GMT".into())], 412),
+        (
+            vec![(
+                "if-modified-since",
+                httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600)),
+            )],
+            200,
+        ),
+        (
+            vec![
+                ("if-none-match", "\"nope\"".into()),
+                ("if-modified-since", lm.clone()),
+            ],
+            200,
+        ),
+        (
+            vec![(
+                "if-unmodified-since",
+                "Sun, 06 Nov 1994 08:49:37 GMT".into(),
+            )],
+            412,
+        ),
         (vec![("if-unmodified-since", lm.clone())], 200),
-        (vec![("if-match", tag.clone()), ("if-unmodified-since", "Sun, 06 Nov 1994 08:49:37 GMT".into())], 200),
-        (vec![("if-match", "\"nope\"".into()), ("if-none-match", tag.clone())], 412),
+        (
+            vec![
+                ("if-match", tag.clone()),
+                (
+                    "if-unmodified-since",
+                    "Sun, 06 Nov 1994 08:49:37 GMT".into(),
+                ),
+            ],
+            200,
+        ),
+        (
+            vec![
+                ("if-match", "\"nope\"".into()),
+                ("if-none-match", tag.clone()),
+            ],
+            412,
+        ),
     ];
     for (headers, want) in cases {
         let hs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -106,7 +172,12 @@ async fn conformance(srv: &TestServer) {
         assert_eq!(res.status(), StatusCode::NOT_MODIFIED, "{form}");
     }
     // Preconditions never turn a 404 into something else.
-    let res = get(srv, "/missing.txt", &[("if-match", "*"), ("if-none-match", "*")]).await;
+    let res = get(
+        srv,
+        "/missing.txt",
+        &[("if-match", "*"), ("if-none-match", "*")],
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert!(res.bytes().await.unwrap().len() < 64);
 
@@ -132,7 +203,11 @@ async fn conformance(srv: &TestServer) {
         assert_eq!(res.status().as_u16(), want, "{range}");
         match (want, slice) {
             (206, Some((a, b))) => {
-                assert_eq!(h(&res, "content-range"), format!("bytes {a}-{}/{size}", b - 1), "{range}");
+                assert_eq!(
+                    h(&res, "content-range"),
+                    format!("bytes {a}-{}/{size}", b - 1),
+                    "{range}"
+                );
                 assert_eq!(res.bytes().await.unwrap().as_ref(), &data[a..b], "{range}");
             }
             (416, _) => assert_eq!(h(&res, "content-range"), format!("bytes */{size}")),
@@ -143,14 +218,29 @@ async fn conformance(srv: &TestServer) {
     assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(h(&res, "content-range"), "bytes */0");
     // Range is ignored on HEAD.
-    let res = client().head(srv.url("/data.bin")).header("range", "bytes=0-9").send().await.unwrap();
+    let res = client()
+        .head(srv.url("/data.bin"))
+        .header("range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     // Several ranges: multipart/byteranges, overlapping ones coalesced.
-    let res = get(srv, "/data.bin", &[("range", "bytes=0-9, 5-19, 50000-50009")]).await;
+    let res = get(
+        srv,
+        "/data.bin",
+        &[("range", "bytes=0-9, 5-19, 50000-50009")],
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
     let ct = h(&res, "content-type").to_string();
     assert!(ct.starts_with("multipart/byteranges; boundary="), "{ct}");
-    let boundary = ct.split("boundary=").nth(1).unwrap().trim_matches('"').to_string();
+    let boundary = ct
+        .split("boundary=")
+        .nth(1)
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
     let body = res.bytes().await.unwrap();
     let parts = parse_multipart(&body, &boundary);
     assert_eq!(parts.len(), 2);
@@ -161,8 +251,18 @@ async fn conformance(srv: &TestServer) {
     // If-Range: a matching strong ETag or the exact date gives the range, else the whole object.
     let tag = etag_of(&data);
     let lm = h(&get(srv, "/data.bin", &[]).await, "last-modified").to_string();
-    for (if_range, want) in [(tag.as_str(), 206), ("\"other\"", 200), (lm.as_str(), 206), ("Sun, 06 Nov 1994 08:49:37 GMT", 200)] {
-        let res = get(srv, "/data.bin", &[("range", "bytes=0-9"), ("if-range", if_range)]).await;
+    for (if_range, want) in [
+        (tag.as_str(), 206),
+        ("\"other\"", 200),
+        (lm.as_str(), 206),
+        ("Sun, 06 Nov 1994 08:49:37 GMT", 200),
+    ] {
+        let res = get(
+            srv,
+            "/data.bin",
+            &[("range", "bytes=0-9"), ("if-range", if_range)],
+        )
+        .await;
         assert_eq!(res.status().as_u16(), want, "If-Range {if_range}");
     }
 
@@ -175,7 +275,14 @@ async fn conformance(srv: &TestServer) {
     let res = get(srv, "/docs/", &[]).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.text().await.unwrap().contains("docs"));
-    assert!(get(srv, "/", &[]).await.text().await.unwrap().contains("home"));
+    assert!(
+        get(srv, "/", &[])
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("home")
+    );
     assert_eq!(get(srv, "/.env", &[]).await.status(), StatusCode::NOT_FOUND);
     let res = get(srv, "/na%C3%AFve%20caf%C3%A9.txt", &[]).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -184,7 +291,14 @@ async fn conformance(srv: &TestServer) {
         assert!(status == 400 || status == 404, "{path}: {status}");
     }
     // Traversal attempts sent verbatim over a raw socket.
-    for path in ["/../../../../etc/passwd", "/..%2f..%2fetc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/.%2e/.%2e/etc/passwd", "/..\\..\\etc\\passwd", "/docs/../../etc/passwd"] {
+    for path in [
+        "/../../../../etc/passwd",
+        "/..%2f..%2fetc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/.%2e/.%2e/etc/passwd",
+        "/..\\..\\etc\\passwd",
+        "/docs/../../etc/passwd",
+    ] {
         let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         let out = raw(srv.addr, req.as_bytes()).await;
         let status = raw_status(&out);
@@ -207,7 +321,10 @@ fn parse_multipart<'a>(body: &'a [u8], boundary: &str) -> Vec<(String, &'a [u8])
         let head = std::str::from_utf8(&rest[..head_end]).unwrap();
         let cr = head
             .lines()
-            .find_map(|l| l.strip_prefix("Content-Range: ").or_else(|| l.strip_prefix("content-range: ")))
+            .find_map(|l| {
+                l.strip_prefix("Content-Range: ")
+                    .or_else(|| l.strip_prefix("content-range: "))
+            })
             .unwrap()
             .to_string();
         let data_start = head_end + 4;
@@ -225,7 +342,15 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// Tiny date formatter for the two obsolete HTTP date forms (RFC 9110 §5.6.7).
 mod chrono_like {
     use std::time::{SystemTime, UNIX_EPOCH};
-    pub struct Dt { y: i64, mo: usize, d: i64, h: i64, mi: i64, s: i64, wd: usize }
+    pub struct Dt {
+        y: i64,
+        mo: usize,
+        d: i64,
+        h: i64,
+        mi: i64,
+        s: i64,
+        wd: usize,
+    }
     impl From<SystemTime> for Dt {
         fn from(t: SystemTime) -> Dt {
             let secs = t.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
@@ -241,17 +366,53 @@ mod chrono_like {
             let d = doy - (153 * mp + 2) / 5 + 1;
             let m = if mp < 10 { mp + 3 } else { mp - 9 };
             let y = yoe + era * 400 + i64::from(m <= 2);
-            Dt { y, mo: m as usize, d, h: rem / 3600, mi: rem % 3600 / 60, s: rem % 60, wd: ((days + 4).rem_euclid(7)) as usize }
+            Dt {
+                y,
+                mo: m as usize,
+                d,
+                h: rem / 3600,
+                mi: rem % 3600 / 60,
+                s: rem % 60,
+                wd: ((days + 4).rem_euclid(7)) as usize,
+            }
         }
     }
-    const MON: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    const DAY: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    const DAY: [&str; 7] = [
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+    ];
     impl Dt {
         pub fn rfc850(&self) -> String {
-            format!("{}, {:02}-{}-{:02} {:02}:{:02}:{:02} GMT", DAY[self.wd], self.d, MON[self.mo - 1], self.y % 100, self.h, self.mi, self.s)
+            format!(
+                "{}, {:02}-{}-{:02} {:02}:{:02}:{:02} GMT",
+                DAY[self.wd],
+                self.d,
+                MON[self.mo - 1],
+                self.y % 100,
+                self.h,
+                self.mi,
+                self.s
+            )
         }
         pub fn asctime(&self) -> String {
-            format!("{} {} {:>2} {:02}:{:02}:{:02} {}", &DAY[self.wd][..3], MON[self.mo - 1], self.d, self.h, self.mi, self.s, self.y)
+            format!(
+                "{} {} {:>2} {:02}:{:02}:{:02} {}",
+                &DAY[self.wd][..3],
+                MON[self.mo - 1],
+                self.d,
+                self.h,
+                self.mi,
+                self.s,
+                self.y
+            )
         }
     }
 }
@@ -269,14 +430,20 @@ async fn conformance_in_memory() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(object_store::memory::InMemory::new());
     put_fixtures(store.as_ref()).await;
-    let srv = start(args(dir.path()), Some(vec![cdn_origin::store::Source::custom("memory", store)])).await;
+    let srv = start(
+        args(dir.path()),
+        Some(vec![cdn_origin::store::Source::custom("memory", store)]),
+    )
+    .await;
     conformance(&srv).await;
     srv.stop().await;
 }
 
 #[tokio::test]
 async fn conformance_s3_compatible() {
-    let Some(endpoint) = s3_endpoint() else { return };
+    let Some(endpoint) = s3_endpoint() else {
+        return;
+    };
     let bucket = unique("core");
     let store = s3_bucket(&endpoint, &bucket).await;
     put_fixtures(store.as_ref()).await;
@@ -297,7 +464,11 @@ async fn symlinks_out_of_the_root_are_not_followed() {
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("secret.txt"), b"top secret").unwrap();
     let dir = local_fixtures();
-    std::os::unix::fs::symlink(outside.path().join("secret.txt"), dir.path().join("link.txt")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        dir.path().join("link.txt"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink(outside.path(), dir.path().join("linkdir")).unwrap();
     let srv = start(args(dir.path()), None).await;
     for path in ["/link.txt", "/linkdir/secret.txt"] {
@@ -313,10 +484,23 @@ async fn several_sources_are_searched_in_order() {
     let second = local_fixtures();
     std::fs::write(first.path().join("hello.txt"), b"from the first source\n").unwrap();
     let mut a = args(first.path());
-    a.sources.push(cdn_origin::config::StoreSpec::Local(second.path().to_path_buf()));
+    a.sources.push(cdn_origin::config::StoreSpec::Local(
+        second.path().to_path_buf(),
+    ));
     let srv = start(a, None).await;
-    assert_eq!(get(&srv, "/hello.txt", &[]).await.text().await.unwrap(), "from the first source\n");
-    assert_eq!(get(&srv, "/data.bin", &[]).await.bytes().await.unwrap().len(), 100_000);
+    assert_eq!(
+        get(&srv, "/hello.txt", &[]).await.text().await.unwrap(),
+        "from the first source\n"
+    );
+    assert_eq!(
+        get(&srv, "/data.bin", &[])
+            .await
+            .bytes()
+            .await
+            .unwrap()
+            .len(),
+        100_000
+    );
     srv.stop().await;
 }
 
@@ -327,13 +511,29 @@ async fn large_objects_get_a_derived_etag_and_ranges_read_only_their_bytes() {
     a.etag_hash_limit = Some("64KiB".parse().unwrap());
     a.cache_max_object = Some("64KiB".parse().unwrap());
     let srv = start(a, None).await;
-    let res = get(&srv, "/video/clip.mp4", &[("range", "bytes=1000000-1000099")]).await;
+    let res = get(
+        &srv,
+        "/video/clip.mp4",
+        &[("range", "bytes=1000000-1000099")],
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
     let tag = h(&res, "etag").to_string();
     assert!(tag.starts_with('"') && tag != etag_of(&bytes_of(2_000_000, 4)));
-    assert_eq!(res.bytes().await.unwrap().as_ref(), &bytes_of(2_000_000, 4)[1_000_000..1_000_100]);
+    assert_eq!(
+        res.bytes().await.unwrap().as_ref(),
+        &bytes_of(2_000_000, 4)[1_000_000..1_000_100]
+    );
     // The same ETag from a second server over the same bytes (no inode, no per-process state).
-    let srv2 = start({ let mut b = args(dir.path()); b.etag_hash_limit = Some("64KiB".parse().unwrap()); b }, None).await;
+    let srv2 = start(
+        {
+            let mut b = args(dir.path());
+            b.etag_hash_limit = Some("64KiB".parse().unwrap());
+            b
+        },
+        None,
+    )
+    .await;
     assert_eq!(h(&get(&srv2, "/video/clip.mp4", &[]).await, "etag"), tag);
     srv.stop().await;
     srv2.stop().await;
@@ -343,7 +543,10 @@ async fn large_objects_get_a_derived_etag_and_ranges_read_only_their_bytes() {
 async fn http2_cleartext_is_served() {
     let dir = local_fixtures();
     let srv = start(args(dir.path()), None).await;
-    let c = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
     let res = c.get(srv.url("/hello.txt")).send().await.unwrap();
     assert_eq!(res.version(), reqwest::Version::HTTP_2);
     assert_eq!(res.text().await.unwrap(), "hello, world\n");
@@ -363,9 +566,18 @@ async fn graceful_shutdown_lets_a_download_finish() {
     let body = res.bytes().await.unwrap();
     assert_eq!(body.len(), big.len());
     assert!(body.as_ref() == big.as_slice());
-    tokio::time::timeout(Duration::from_secs(15), done).await.expect("server exits after draining").unwrap();
+    tokio::time::timeout(Duration::from_secs(15), done)
+        .await
+        .expect("server exits after draining")
+        .unwrap();
     // New connections are refused once it stopped.
-    assert!(client().get(format!("http://{}/hello.txt", srv.addr)).send().await.is_err());
+    assert!(
+        client()
+            .get(format!("http://{}/hello.txt", srv.addr))
+            .send()
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -376,7 +588,11 @@ async fn request_heads_over_the_limit_get_431() {
     let req = format!("GET /hello.txt HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n");
     let out = raw(srv.addr, req.as_bytes()).await;
     let status = raw_status(&out);
-    assert!(status == 431 || out.is_empty(), "{}", &out[..out.len().min(200)]);
+    assert!(
+        status == 431 || out.is_empty(),
+        "{}",
+        &out[..out.len().min(200)]
+    );
     // Normal requests still work.
     assert_eq!(get(&srv, "/hello.txt", &[]).await.status(), StatusCode::OK);
     srv.stop().await;

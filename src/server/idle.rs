@@ -31,7 +31,12 @@ impl<T> IdleTimeout<T> {
     /// Wraps `inner`; it errors with `TimedOut` after `timeout` without progress.
     pub fn new(inner: T, timeout: Duration) -> Self {
         let now = Instant::now();
-        IdleTimeout { inner, timer: Box::pin(tokio::time::sleep_until(now + timeout)), timeout, last_progress: now }
+        IdleTimeout {
+            inner,
+            timer: Box::pin(tokio::time::sleep_until(now + timeout)),
+            timeout,
+            last_progress: now,
+        }
     }
 }
 
@@ -49,7 +54,10 @@ fn check_idle(
         }
         match timer.as_mut().poll(cx) {
             Poll::Ready(()) if Instant::now() >= deadline => {
-                return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, "connection idle timeout"));
+                return Poll::Ready(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connection idle timeout",
+                ));
             }
             Poll::Ready(()) => continue,
             Poll::Pending => return Poll::Pending,
@@ -58,27 +66,39 @@ fn check_idle(
 }
 
 impl<T: AsyncRead> AsyncRead for IdleTimeout<T> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.project();
         match this.inner.poll_read(cx, buf) {
             Poll::Ready(r) => {
                 *this.last_progress = Instant::now();
                 Poll::Ready(r)
             }
-            Poll::Pending => check_idle(this.timer.as_mut(), *this.last_progress, *this.timeout, cx).map(Err),
+            Poll::Pending => {
+                check_idle(this.timer.as_mut(), *this.last_progress, *this.timeout, cx).map(Err)
+            }
         }
     }
 }
 
 impl<T: AsyncWrite> AsyncWrite for IdleTimeout<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.project();
         match this.inner.poll_write(cx, buf) {
             Poll::Ready(r) => {
                 *this.last_progress = Instant::now();
                 Poll::Ready(r)
             }
-            Poll::Pending => check_idle(this.timer.as_mut(), *this.last_progress, *this.timeout, cx).map(Err),
+            Poll::Pending => {
+                check_idle(this.timer.as_mut(), *this.last_progress, *this.timeout, cx).map(Err)
+            }
         }
     }
 
@@ -93,7 +113,9 @@ impl<T: AsyncWrite> AsyncWrite for IdleTimeout<T> {
                 *this.last_progress = Instant::now();
                 Poll::Ready(r)
             }
-            Poll::Pending => check_idle(this.timer.as_mut(), *this.last_progress, *this.timeout, cx).map(Err),
+            Poll::Pending => {
+                check_idle(this.timer.as_mut(), *this.last_progress, *this.timeout, cx).map(Err)
+            }
         }
     }
 

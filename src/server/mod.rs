@@ -109,7 +109,10 @@ impl Server {
             }
         }
         drop(listener);
-        tracing::info!(drain_timeout_s = settings.drain_timeout.as_secs_f64(), "shutting down: draining connections");
+        tracing::info!(
+            drain_timeout_s = settings.drain_timeout.as_secs_f64(),
+            "shutting down: draining connections"
+        );
         tokio::select! {
             () = graceful.shutdown() => tracing::info!("all connections drained"),
             () = tokio::time::sleep(settings.drain_timeout) => {

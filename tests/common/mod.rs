@@ -77,7 +77,12 @@ pub async fn start(args: ServeArgs, sources: Option<Vec<Source>>) -> TestServer 
             })
             .await;
     });
-    TestServer { addr, app, stop: Some(tx), handle: Some(handle) }
+    TestServer {
+        addr,
+        app,
+        stop: Some(tx),
+        handle: Some(handle),
+    }
 }
 
 /// A client that neither decompresses nor follows redirects.
@@ -125,7 +130,11 @@ pub fn css_of(len: usize) -> Vec<u8> {
     let mut s = String::new();
     let mut i = 0;
     while s.len() < len {
-        s.push_str(&format!(".c{i} {{ color: #{:06x}; margin: {}px; }}\n", i * 7919 % 0xffffff, i % 40));
+        s.push_str(&format!(
+            ".c{i} {{ color: #{:06x}; margin: {}px; }}\n",
+            i * 7919 % 0xffffff,
+            i % 40
+        ));
         i += 1;
     }
     s.truncate(len);
@@ -135,17 +144,26 @@ pub fn css_of(len: usize) -> Vec<u8> {
 /// The standard fixture set: (key, bytes).
 pub fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("index.html", b"<!doctype html><title>home</title>\n".to_vec()),
+        (
+            "index.html",
+            b"<!doctype html><title>home</title>\n".to_vec(),
+        ),
         ("hello.txt", b"hello, world\n".to_vec()),
         ("empty.txt", Vec::new()),
         ("data.bin", bytes_of(100_000, 1)),
         ("style.css", css_of(20_000)),
-        ("docs/index.html", b"<!doctype html><title>docs</title>\n".to_vec()),
+        (
+            "docs/index.html",
+            b"<!doctype html><title>docs</title>\n".to_vec(),
+        ),
         ("img/logo.png", bytes_of(5_000, 2)),
         ("fonts/a.woff2", bytes_of(3_000, 3)),
         ("video/clip.mp4", bytes_of(2_000_000, 4)),
         ("naïve café.txt", b"unicode name\n".to_vec()),
-        ("assets/app.3f9a1c2e.js", b"console.log('fingerprinted');\n".to_vec()),
+        (
+            "assets/app.3f9a1c2e.js",
+            b"console.log('fingerprinted');\n".to_vec(),
+        ),
         ("doc.pdf", bytes_of(10_000, 5)),
         (".env", b"SECRET=1\n".to_vec()),
         ("private/report.txt", b"private report\n".to_vec()),
@@ -167,7 +185,10 @@ pub fn local_fixtures() -> tempfile::TempDir {
 pub async fn put_fixtures(store: &dyn ObjectStore) {
     for (key, data) in fixtures() {
         store
-            .put(&Path::parse(key).unwrap(), PutPayload::from(Bytes::from(data)))
+            .put(
+                &Path::parse(key).unwrap(),
+                PutPayload::from(Bytes::from(data)),
+            )
             .await
             .unwrap();
     }
@@ -179,9 +200,13 @@ pub fn s3_endpoint() -> Option<String> {
         Ok(e) if !e.is_empty() => Some(e),
         _ => {
             if std::env::var_os("CI").is_some() {
-                panic!("CDN_ORIGIN_TEST_S3_ENDPOINT is not set but CI is: start it with scripts/test.sh");
+                panic!(
+                    "CDN_ORIGIN_TEST_S3_ENDPOINT is not set but CI is: start it with scripts/test.sh"
+                );
             }
-            eprintln!("skipping: CDN_ORIGIN_TEST_S3_ENDPOINT is not set (scripts/test.sh starts moto)");
+            eprintln!(
+                "skipping: CDN_ORIGIN_TEST_S3_ENDPOINT is not set (scripts/test.sh starts moto)"
+            );
             None
         }
     }
@@ -191,7 +216,11 @@ pub fn s3_endpoint() -> Option<String> {
 pub async fn s3_bucket(endpoint: &str, bucket: &str) -> Arc<dyn ObjectStore> {
     let url = format!("{endpoint}/{bucket}");
     let res = client().put(&url).send().await.expect("create bucket");
-    assert!(res.status().is_success() || res.status().as_u16() == 409, "create bucket: {}", res.status());
+    assert!(
+        res.status().is_success() || res.status().as_u16() == 409,
+        "create bucket: {}",
+        res.status()
+    );
     let store = object_store::aws::AmazonS3Builder::new()
         .with_endpoint(endpoint)
         .with_bucket_name(bucket)

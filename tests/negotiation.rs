@@ -1,0 +1,262 @@
+//! Issue 3 over real sockets: the shipped policy table type by type, Accept-Encoding
+//! negotiation, precompressed sidecars, on-the-fly compression decoded back to the exact bytes,
+//! per-encoding ETags, and Vary on 200/206/304/406/416.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use tokio::io::AsyncReadExt;
+
+fn h<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
+    res.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap())
+        .unwrap_or("")
+}
+
+async fn get(srv: &TestServer, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = client().get(srv.url(path));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+async fn decode(encoding: &str, data: &[u8]) -> Vec<u8> {
+    use async_compression::tokio::bufread::{BrotliDecoder, GzipDecoder, ZstdDecoder};
+    let mut out = Vec::new();
+    match encoding {
+        "br" => BrotliDecoder::new(data)
+            .read_to_end(&mut out)
+            .await
+            .unwrap(),
+        "gzip" => GzipDecoder::new(data).read_to_end(&mut out).await.unwrap(),
+        "zstd" => ZstdDecoder::new(data).read_to_end(&mut out).await.unwrap(),
+        "" => {
+            out.extend_from_slice(data);
+            data.len()
+        }
+        other => panic!("unexpected encoding {other}"),
+    };
+    out
+}
+
+#[tokio::test]
+async fn shipped_policy_table_type_by_type() {
+    let dir = local_fixtures();
+    std::fs::write(dir.path().join("app.css"), css_of(2000)).unwrap();
+    std::fs::write(dir.path().join("app.js"), css_of(2000)).unwrap();
+    let srv = start(args(dir.path()), None).await;
+    let table = [
+        (
+            "/img/logo.png",
+            "public, max-age=86400, stale-while-revalidate=8640",
+        ),
+        (
+            "/video/clip.mp4",
+            "public, max-age=604800, stale-if-error=86400",
+        ),
+        ("/fonts/a.woff2", "public, max-age=2592000, immutable"),
+        (
+            "/app.css",
+            "public, max-age=86400, stale-while-revalidate=8640",
+        ),
+        (
+            "/app.js",
+            "public, max-age=86400, stale-while-revalidate=8640",
+        ),
+        ("/doc.pdf", "public, max-age=43200"),
+        ("/index.html", "no-cache"),
+        (
+            "/assets/app.3f9a1c2e.js",
+            "public, max-age=31536000, immutable",
+        ),
+        ("/missing.png", "max-age=60"),
+    ];
+    for (path, want) in table {
+        let res = get(&srv, path, &[]).await;
+        assert_eq!(h(&res, "cache-control"), want, "{path}");
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn every_encoding_decodes_to_the_original_with_its_own_etag() {
+    let dir = local_fixtures();
+    let srv = start(args(dir.path()), None).await;
+    let original = css_of(20_000);
+    let mut etags = std::collections::HashSet::new();
+    for (accept, want) in [
+        ("br", "br"),
+        ("gzip", "gzip"),
+        ("zstd", "zstd"),
+        ("x-gzip", "gzip"),
+        ("GZIP;q=0.5, br;q=0.9", "br"),
+        ("br;q=0, gzip", "gzip"),
+        ("*", "br"),
+        ("identity", ""),
+        ("", ""),
+    ] {
+        let headers: Vec<(&str, &str)> = if accept.is_empty() {
+            vec![]
+        } else {
+            vec![("accept-encoding", accept)]
+        };
+        let res = get(&srv, "/style.css", &headers).await;
+        assert_eq!(res.status(), StatusCode::OK, "{accept}");
+        assert_eq!(h(&res, "content-encoding"), want, "{accept}");
+        assert_eq!(h(&res, "vary"), "Accept-Encoding", "{accept}");
+        assert_eq!(h(&res, "content-type"), "text/css; charset=utf-8");
+        let etag = h(&res, "etag").to_string();
+        let len: usize = h(&res, "content-length").parse().unwrap();
+        let body = res.bytes().await.unwrap();
+        assert_eq!(body.len(), len);
+        assert_eq!(decode(want, &body).await, original, "{accept}");
+        etags.insert((want, etag));
+        // HEAD reports the same encoding and length as GET.
+        let mut head = client().head(srv.url("/style.css"));
+        if !accept.is_empty() {
+            head = head.header("accept-encoding", accept);
+        }
+        let head = head.send().await.unwrap();
+        assert_eq!(h(&head, "content-encoding"), want);
+        assert_eq!(h(&head, "content-length"), len.to_string());
+    }
+    let distinct: std::collections::HashSet<_> = etags.iter().map(|(_, e)| e.clone()).collect();
+    assert_eq!(distinct.len(), 4, "one ETag per representation: {etags:?}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn conditional_and_range_requests_use_the_selected_representation() {
+    let dir = local_fixtures();
+    let srv = start(args(dir.path()), None).await;
+    let br = get(&srv, "/style.css", &[("accept-encoding", "br")]).await;
+    let br_tag = h(&br, "etag").to_string();
+    let br_body = br.bytes().await.unwrap();
+    let gz_tag = h(
+        &get(&srv, "/style.css", &[("accept-encoding", "gzip")]).await,
+        "etag",
+    )
+    .to_string();
+
+    let res = get(
+        &srv,
+        "/style.css",
+        &[("accept-encoding", "br"), ("if-none-match", &br_tag)],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(h(&res, "vary"), "Accept-Encoding");
+    assert_eq!(h(&res, "etag"), br_tag);
+    // The gzip ETag does not validate the br representation.
+    let res = get(
+        &srv,
+        "/style.css",
+        &[("accept-encoding", "br"), ("if-none-match", &gz_tag)],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // Ranges over a cached compressed variant are ranges of the encoded bytes.
+    let res = get(
+        &srv,
+        "/style.css",
+        &[("accept-encoding", "br"), ("range", "bytes=0-99")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(h(&res, "vary"), "Accept-Encoding");
+    assert_eq!(h(&res, "content-encoding"), "br");
+    assert_eq!(
+        h(&res, "content-range"),
+        format!("bytes 0-99/{}", br_body.len())
+    );
+    assert_eq!(res.bytes().await.unwrap(), br_body.slice(0..100));
+
+    let res = get(&srv, "/style.css", &[("range", "bytes=999999-")]).await;
+    assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(h(&res, "vary"), "Accept-Encoding");
+
+    let res = get(
+        &srv,
+        "/style.css",
+        &[("accept-encoding", "identity;q=0, *;q=0")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(h(&res, "vary"), "Accept-Encoding");
+
+    // Images are never compressed and do not vary.
+    let res = get(&srv, "/img/logo.png", &[("accept-encoding", "br, gzip")]).await;
+    assert_eq!(h(&res, "content-encoding"), "");
+    assert_eq!(h(&res, "vary"), "");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn precompressed_sidecars_are_served_with_ranges() {
+    let dir = local_fixtures();
+    let original = css_of(30_000);
+    std::fs::write(dir.path().join("site.css"), &original).unwrap();
+    let gz = cdn_origin::encoding::compress_bytes(
+        cdn_origin::encoding::Encoding::Gzip,
+        original.clone().into(),
+    )
+    .await
+    .unwrap();
+    std::fs::write(dir.path().join("site.css.gz"), &gz).unwrap();
+    let mut a = args(dir.path());
+    // No on-the-fly compression: only the sidecar can give gzip.
+    a.compress_min_size = Some("1GiB".parse().unwrap());
+    let srv = start(a, None).await;
+    let res = get(&srv, "/site.css", &[("accept-encoding", "gzip, br")]).await;
+    assert_eq!(h(&res, "content-encoding"), "gzip");
+    assert_eq!(h(&res, "content-type"), "text/css; charset=utf-8");
+    assert_eq!(h(&res, "vary"), "Accept-Encoding");
+    assert_eq!(res.bytes().await.unwrap().as_ref(), gz.as_ref());
+    let res = get(&srv, "/site.css", &[("accept-encoding", "br")]).await;
+    assert_eq!(h(&res, "content-encoding"), "");
+    assert_eq!(res.bytes().await.unwrap().as_ref(), original.as_slice());
+    let res = get(
+        &srv,
+        "/site.css",
+        &[("accept-encoding", "gzip"), ("range", "bytes=10-19")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(res.bytes().await.unwrap().as_ref(), &gz[10..20]);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn large_objects_compress_as_a_stream_and_ranges_fall_back_to_identity() {
+    let dir = local_fixtures();
+    let original = css_of(3_000_000);
+    std::fs::write(dir.path().join("big.css"), &original).unwrap();
+    let mut a = args(dir.path());
+    a.cache_max_object = Some("64KiB".parse().unwrap());
+    let srv = start(a, None).await;
+    let res = get(&srv, "/big.css", &[("accept-encoding", "zstd")]).await;
+    assert_eq!(h(&res, "content-encoding"), "zstd");
+    assert_eq!(
+        h(&res, "accept-ranges"),
+        "",
+        "no ranges over a compression stream"
+    );
+    assert_eq!(h(&res, "content-length"), "");
+    let body = res.bytes().await.unwrap();
+    assert!(body.len() < original.len() / 2);
+    assert_eq!(decode("zstd", &body).await, original);
+    let res = get(
+        &srv,
+        "/big.css",
+        &[("accept-encoding", "zstd"), ("range", "bytes=100-199")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(h(&res, "content-encoding"), "");
+    assert_eq!(res.bytes().await.unwrap().as_ref(), &original[100..200]);
+    srv.stop().await;
+}
