@@ -1,0 +1,419 @@
+//! Issue 4 over real sockets: coalescing, revalidation without body transfer, stale serving,
+//! the circuit breaker, negative caching, the byte budget, purge, and hit/miss equivalence;
+//! plus stale-if-error against a real S3-compatible server that is killed mid-test.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cdn_origin::config::{Seconds, ServeArgs};
+use cdn_origin::store::Source;
+use cdn_origin::testing::CountingStore;
+use common::*;
+use reqwest::StatusCode;
+
+fn h<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
+    res.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap())
+        .unwrap_or("")
+}
+
+fn secs(s: f64) -> Option<Seconds> {
+    Some(Seconds(Duration::from_secs_f64(s)))
+}
+
+async fn counting_server(
+    tweak: impl FnOnce(&mut ServeArgs),
+) -> (TestServer, Arc<CountingStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(CountingStore::new());
+    let mut a = args(dir.path());
+    tweak(&mut a);
+    let srv = start(a, Some(vec![Source::custom("counting", store.clone())])).await;
+    (srv, store, dir)
+}
+
+#[tokio::test]
+async fn one_store_get_for_a_hundred_concurrent_misses() {
+    let (srv, store, _dir) = counting_server(|_| {}).await;
+    store
+        .put_bytes("img/a.png", bytes_of(50_000, 1))
+        .await
+        .unwrap();
+    store.set_delay(Duration::from_millis(300));
+    let c = client();
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let c = c.clone();
+            let url = srv.url("/img/a.png");
+            tokio::spawn(async move {
+                let res = c.get(url).send().await.unwrap();
+                (res.status(), res.bytes().await.unwrap().len())
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), (StatusCode::OK, 50_000));
+    }
+    assert_eq!(store.gets(), 1, "exactly one store GET");
+    assert_eq!(store.heads(), 1, "exactly one store HEAD");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn revalidation_of_an_unchanged_object_transfers_no_body_and_a_change_replaces_it() {
+    let (srv, store, _dir) = counting_server(|a| {
+        a.revalidate_after = secs(0.5);
+        a.stale_while_revalidate = secs(0.0);
+    })
+    .await;
+    store.put_bytes("a.bin", bytes_of(10_000, 2)).await.unwrap();
+    let first = get_ok(&srv, "/a.bin").await;
+    assert!(h(&first, "cache-status").contains("fwd=uri-miss"));
+    let hit = get_ok(&srv, "/a.bin").await;
+    assert!(
+        h(&hit, "cache-status").contains("; hit"),
+        "{}",
+        h(&hit, "cache-status")
+    );
+    // A hit and a miss differ only in Cache-Status.
+    for name in [
+        "etag",
+        "last-modified",
+        "cache-control",
+        "content-type",
+        "content-length",
+        "accept-ranges",
+    ] {
+        assert_eq!(h(&first, name), h(&hit, name), "{name}");
+    }
+    assert_eq!(store.gets(), 1);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let heads_before = store.heads();
+    let res = get_ok(&srv, "/a.bin").await;
+    assert_eq!(res.bytes().await.unwrap().len(), 10_000);
+    assert_eq!(
+        store.gets(),
+        1,
+        "an unchanged object is revalidated without a GET"
+    );
+    assert!(store.heads() > heads_before, "revalidation asked the store");
+
+    // A changed object replaces the entry, its ETag and its body.
+    store.put_bytes("a.bin", bytes_of(12_000, 3)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await; // modification time must move a second
+    store.put_bytes("a.bin", bytes_of(12_000, 3)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let res = get_ok(&srv, "/a.bin").await;
+    assert_ne!(h(&res, "etag"), h(&first, "etag"));
+    assert_eq!(
+        res.bytes().await.unwrap().as_ref(),
+        bytes_of(12_000, 3).as_slice()
+    );
+    srv.stop().await;
+}
+
+async fn get_ok(srv: &TestServer, path: &str) -> reqwest::Response {
+    let res = client().get(srv.url(path)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{path}");
+    res
+}
+
+#[tokio::test]
+async fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background() {
+    let (srv, store, _dir) = counting_server(|a| {
+        a.revalidate_after = secs(0.3);
+        a.stale_while_revalidate = secs(30.0);
+    })
+    .await;
+    store.put_bytes("s.bin", bytes_of(1_000, 4)).await.unwrap();
+    get_ok(&srv, "/s.bin").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    store.set_delay(Duration::from_millis(800));
+    let started = Instant::now();
+    let res = get_ok(&srv, "/s.bin").await;
+    assert!(
+        started.elapsed() < Duration::from_millis(600),
+        "stale answer did not wait for the store"
+    );
+    let status = h(&res, "cache-status").to_string();
+    assert!(status.contains("ttl=-"), "{status}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_the_cached_copy_during_an_outage() {
+    let (srv, store, _dir) = counting_server(|a| {
+        a.revalidate_after = secs(0.2);
+        a.stale_while_revalidate = secs(0.0);
+    })
+    .await;
+    store
+        .put_bytes("doc.pdf", bytes_of(5_000, 5))
+        .await
+        .unwrap();
+    get_ok(&srv, "/doc.pdf").await;
+    store.set_failing(true);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let res = get_ok(&srv, "/doc.pdf").await;
+    assert!(
+        h(&res, "cache-status").contains("fwd=stale"),
+        "{}",
+        h(&res, "cache-status")
+    );
+    assert_eq!(
+        res.bytes().await.unwrap().as_ref(),
+        bytes_of(5_000, 5).as_slice()
+    );
+    // A key never cached has nothing to fall back on.
+    let res = client().get(srv.url("/other.pdf")).send().await.unwrap();
+    assert!(res.status().is_server_error(), "{}", res.status());
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn the_breaker_opens_after_five_failures_fails_fast_and_closes_after_a_good_probe() {
+    let (srv, store, _dir) = counting_server(|a| {
+        a.breaker_failures = Some(5);
+        a.breaker_cooldown = secs(1.0);
+        a.negative_ttl = secs(0.0);
+    })
+    .await;
+    store.put_bytes("x.bin", bytes_of(100, 6)).await.unwrap();
+    store.set_failing(true);
+    for i in 0..5 {
+        let res = client()
+            .get(srv.url(&format!("/k{i}.bin")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_GATEWAY, "failure {i}");
+    }
+    store.set_delay(Duration::from_millis(2_000));
+    let reads_before = store.heads() + store.gets();
+    let started = Instant::now();
+    let res = client().get(srv.url("/x.bin")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!h(&res, "retry-after").is_empty());
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "an open breaker does not wait on the store"
+    );
+    assert_eq!(
+        store.heads() + store.gets(),
+        reads_before,
+        "no store call while open"
+    );
+    store.set_failing(false);
+    store.set_delay(Duration::ZERO);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let res = get_ok(&srv, "/x.bin").await;
+    assert_eq!(res.bytes().await.unwrap().len(), 100);
+    let metrics = client()
+        .get(srv.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("breaker"), "breaker state is exported");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn missing_keys_are_remembered_for_the_negative_ttl() {
+    let (srv, store, _dir) = counting_server(|a| a.negative_ttl = secs(5.0)).await;
+    for _ in 0..20 {
+        let res = client().get(srv.url("/nothing.bin")).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    }
+    assert!(
+        store.heads() <= 2,
+        "a flood of 404s reached the store {} times",
+        store.heads()
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn the_byte_budget_holds_under_a_mixed_workload() {
+    let (srv, store, _dir) = counting_server(|a| {
+        a.cache_size = Some("1MiB".parse().unwrap());
+        a.cache_max_object = Some("256KiB".parse().unwrap());
+    })
+    .await;
+    let mut sizes = Vec::new();
+    for i in 0..120u32 {
+        let size = 1_000 + (i as usize * 7919) % 300_000;
+        sizes.push(size);
+        store
+            .put_bytes(&format!("o/{i}.bin"), bytes_of(size, i as u8))
+            .await
+            .unwrap();
+    }
+    let c = client();
+    for round in 0..3 {
+        let tasks: Vec<_> = (0..120u32)
+            .map(|i| {
+                let c = c.clone();
+                let url = srv.url(&format!("/o/{}.bin", (i * 37 + round) % 120));
+                tokio::spawn(async move {
+                    c.get(url)
+                        .send()
+                        .await
+                        .unwrap()
+                        .bytes()
+                        .await
+                        .unwrap()
+                        .len()
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let stats = srv.app.cache.stats();
+        assert!(
+            stats.bytes <= 1024 * 1024,
+            "cache holds {} bytes over its 1 MiB budget",
+            stats.bytes
+        );
+    }
+    assert!(srv.app.cache.stats().evictions > 0);
+    let metrics = c
+        .get(srv.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("evict"), "evictions are exported");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn purge_drops_entries_by_path_and_prefix_behind_a_token() {
+    let token = "0123456789abcdef-token";
+    let (srv, store, _dir) = counting_server(|a| a.purge_token = Some(token.into())).await;
+    for k in ["assets/a.bin", "assets/b.bin", "other.bin"] {
+        store.put_bytes(k, bytes_of(100, 7)).await.unwrap();
+        get_ok(&srv, &format!("/{k}")).await;
+    }
+    let c = client();
+    let res = c
+        .post(srv.url("/_admin/purge"))
+        .body(r#"{"prefix":"/assets/"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = c
+        .post(srv.url("/_admin/purge"))
+        .bearer_auth(token)
+        .body(r#"{"prefix":"/assets/"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.text().await.unwrap(), r#"{"purged":2}"#);
+    let res = c
+        .post(srv.url("/_admin/purge"))
+        .bearer_auth(token)
+        .body(r#"{"path":"/other.bin"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.text().await.unwrap(), r#"{"purged":1}"#);
+    let gets = store.gets();
+    get_ok(&srv, "/other.bin").await;
+    assert_eq!(store.gets(), gets + 1, "a purged entry is fetched again");
+    srv.stop().await;
+
+    // Without a token the endpoint does not exist.
+    let (srv, _store, _dir) = counting_server(|_| {}).await;
+    let res = client()
+        .post(srv.url("/_admin/purge"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    srv.stop().await;
+}
+
+/// Starts a private moto server; returns the child and its endpoint.
+async fn own_moto() -> Option<(tokio::process::Child, String)> {
+    let bin = match std::env::var("CDN_ORIGIN_TEST_MOTO_BIN") {
+        Ok(b) if !b.is_empty() => b,
+        _ => {
+            if std::env::var_os("CI").is_some() {
+                panic!("CDN_ORIGIN_TEST_MOTO_BIN is not set but CI is");
+            }
+            eprintln!("skipping: CDN_ORIGIN_TEST_MOTO_BIN is not set (scripts/test.sh sets it)");
+            return None;
+        }
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tokio::process::Command::new(bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("moto starts");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Some((child, endpoint));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("moto did not start on {endpoint}");
+}
+
+#[tokio::test]
+async fn s3_outage_is_bridged_by_stale_copies() {
+    let Some((mut moto, endpoint)) = own_moto().await else {
+        return;
+    };
+    let store = s3_bucket(&endpoint, "outage").await;
+    put_fixtures(store.as_ref()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(dir.path());
+    a.sources = vec!["s3://outage".parse().unwrap()];
+    a.s3_endpoint = Some(endpoint);
+    a.s3_allow_http = Some(true);
+    a.s3_region = Some("us-east-1".into());
+    a.store_retries = Some(0);
+    a.store_timeout = secs(2.0);
+    a.revalidate_after = secs(0.3);
+    a.stale_while_revalidate = secs(0.0);
+    let srv = start(a, None).await;
+    let miss = get_ok(&srv, "/hello.txt").await;
+    assert!(h(&miss, "cache-status").contains("fwd=uri-miss"));
+    let hit = get_ok(&srv, "/hello.txt").await;
+    assert!(h(&hit, "cache-status").contains("; hit"));
+    moto.kill().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stale = get_ok(&srv, "/hello.txt").await;
+    assert!(
+        h(&stale, "cache-status").contains("fwd=stale"),
+        "{}",
+        h(&stale, "cache-status")
+    );
+    assert_eq!(stale.text().await.unwrap(), "hello, world\n");
+    let res = client().get(srv.url("/data.bin")).send().await.unwrap();
+    assert!(res.status().is_server_error());
+    srv.stop().await;
+}
