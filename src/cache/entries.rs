@@ -1,0 +1,212 @@
+//! The byte-bounded LRU behind the hot cache (issue 4, point 1).
+//!
+//! `lru::LruCache` orders the entries; the budget is in bytes, not entries (as pingora-lru
+//! does), because one 8 MiB object costs as much memory as thousands of small ones. Every
+//! entry carries its weight (the object's [`Object::weight`], the key, a fixed overhead, and
+//! its compressed variants), and a running total is kept beside the map. Every insertion
+//! evicts least-recently-used entries until the total is back under the budget, so the total
+//! never exceeds it between operations; an entry that alone would not fit is not stored.
+//!
+//! An entry without an object is a *negative* entry: the key was not found (issue 4, point 7).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use lru::LruCache;
+
+use crate::encoding::Encoding;
+use crate::etag::ETag;
+use crate::object::Object;
+
+/// Bookkeeping bytes per entry beyond the object's own weight (map node, key, timestamps).
+const ENTRY_OVERHEAD: u64 = 96;
+/// Bookkeeping bytes per compressed variant beyond its body.
+const VARIANT_OVERHEAD: u64 = 32;
+
+/// One cached key.
+#[derive(Debug)]
+pub(super) struct Entry {
+    /// The object, or `None` for a cached not-found.
+    pub object: Option<Arc<Object>>,
+    /// When the store last confirmed this entry (load or revalidation).
+    pub checked: Instant,
+    variants: Vec<(Encoding, Bytes)>,
+    weight: u64,
+}
+
+fn base_weight(key: &str, object: Option<&Arc<Object>>) -> u64 {
+    ENTRY_OVERHEAD + key.len() as u64 + object.map_or(0, |o| o.weight())
+}
+
+/// The LRU map with its running byte total.
+#[derive(Debug)]
+pub(super) struct ByteLru {
+    map: LruCache<String, Entry>,
+    bytes: u64,
+    budget: u64,
+    evictions: u64,
+}
+
+impl ByteLru {
+    pub fn new(budget: u64) -> ByteLru {
+        ByteLru {
+            map: LruCache::unbounded(),
+            bytes: 0,
+            budget,
+            evictions: 0,
+        }
+    }
+
+    /// Bytes accounted to the entries held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Entries held (negative ones included).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Entries dropped to stay under the budget.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    /// The entry for `key`, marked as most recently used.
+    pub fn get(&mut self, key: &str) -> Option<&Entry> {
+        self.map.get(key)
+    }
+
+    /// Stores `object` (or a not-found) under `key`, replacing any entry and its variants.
+    /// Returns false, leaving the key uncached, when the entry alone exceeds the budget.
+    pub fn insert(&mut self, key: &str, object: Option<Arc<Object>>, checked: Instant) -> bool {
+        self.remove(key);
+        let weight = base_weight(key, object.as_ref());
+        if weight > self.budget {
+            return false;
+        }
+        self.map.put(
+            key.to_string(),
+            Entry {
+                object,
+                checked,
+                variants: Vec::new(),
+                weight,
+            },
+        );
+        self.bytes += weight;
+        self.evict_to_fit(key);
+        true
+    }
+
+    /// Marks the entry as confirmed at `now` if it still holds `object`. Returns whether it did.
+    pub fn touch(&mut self, key: &str, object: &Arc<Object>, now: Instant) -> bool {
+        match self.map.get_mut(key) {
+            Some(entry)
+                if entry
+                    .object
+                    .as_ref()
+                    .is_some_and(|o| Arc::ptr_eq(o, object)) =>
+            {
+                entry.checked = now;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Drops the entry for `key`; true when there was one.
+    pub fn remove(&mut self, key: &str) -> bool {
+        match self.map.pop(key) {
+            Some(entry) => {
+                self.bytes -= entry.weight;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops every entry whose key starts with `prefix`; returns how many.
+    pub fn remove_prefix(&mut self, prefix: &str) -> usize {
+        let keys: Vec<String> = self
+            .map
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.iter().filter(|k| self.remove(k)).count()
+    }
+
+    /// The compressed variant for `key` if the entry still holds the object tagged `etag`.
+    pub fn variant(&mut self, key: &str, etag: &ETag, encoding: Encoding) -> Option<Bytes> {
+        let entry = self.map.get(key)?;
+        if entry.object.as_ref()?.etag != *etag {
+            return None;
+        }
+        entry
+            .variants
+            .iter()
+            .find(|(e, _)| *e == encoding)
+            .map(|(_, b)| b.clone())
+    }
+
+    /// Adds a compressed variant to the entry holding the object tagged `etag`. Ignored when
+    /// the entry is gone or changed, already has one, or would no longer fit the budget.
+    pub fn put_variant(
+        &mut self,
+        key: &str,
+        etag: &ETag,
+        encoding: Encoding,
+        bytes: Bytes,
+    ) -> bool {
+        let budget = self.budget;
+        let Some(entry) = self.map.get_mut(key) else {
+            return false;
+        };
+        let same = entry.object.as_ref().is_some_and(|o| o.etag == *etag);
+        if !same || entry.variants.iter().any(|(e, _)| *e == encoding) {
+            return false;
+        }
+        let extra = VARIANT_OVERHEAD + bytes.len() as u64;
+        if entry.weight + extra > budget {
+            return false;
+        }
+        entry.weight += extra;
+        entry.variants.push((encoding, bytes));
+        self.bytes += extra;
+        self.evict_to_fit(key);
+        true
+    }
+
+    /// Evicts least-recently-used entries until the total fits, sparing `keep` (the entry just
+    /// written, which is the most recently used and fits alone).
+    fn evict_to_fit(&mut self, keep: &str) {
+        while self.bytes > self.budget {
+            match self.map.peek_lru() {
+                Some((k, _)) if k != keep => {}
+                _ => break,
+            }
+            if let Some((_, entry)) = self.map.pop_lru() {
+                self.bytes -= entry.weight;
+                self.evictions += 1;
+            }
+        }
+    }
+
+    /// Sum of entry weights, recomputed (tests check the running total against it).
+    #[cfg(test)]
+    pub fn recount(&self) -> u64 {
+        self.map
+            .iter()
+            .map(|(k, e)| {
+                let variants: u64 = e
+                    .variants
+                    .iter()
+                    .map(|(_, b)| VARIANT_OVERHEAD + b.len() as u64)
+                    .sum();
+                base_weight(k, e.object.as_ref()) + variants
+            })
+            .sum()
+    }
+}

@@ -1,0 +1,138 @@
+//! The answer of a cache lookup and its `Cache-Status` field (RFC 9211).
+//!
+//! RFC 9211 section 2 describes one cache per list member: its name, then parameters. We are
+//! one cache, named `cdn-origin`, and use:
+//! - `hit` (2.1) when the response came from the cache without asking the store, with `ttl`
+//!   (2.4) the freshness left; a stale entry served while a background refresh runs is also a
+//!   hit, with a negative `ttl` and `detail=revalidating` (2.8);
+//! - `fwd=uri-miss` (2.2) when the store was asked because the key was not cached, with
+//!   `stored` (2.5) when the answer was kept and `collapsed` (2.6) when this request waited
+//!   for another one's store request instead of making its own;
+//! - `fwd=stale` with `detail=store-error` when the entry was stale, the store failed, and
+//!   the stale entry was served anyway (stale-if-error);
+//! - `fwd=bypass` when the cache is disabled.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use http::HeaderValue;
+
+use crate::object::Object;
+
+/// The cache's name in `Cache-Status` (an sf-token, RFC 9211 section 2).
+pub const CACHE_NAME: &str = "cdn-origin";
+
+/// How a lookup was answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// From the cache, fresh (or revalidated with the store and found unchanged).
+    Hit,
+    /// From the store.
+    Miss,
+    /// A stale entry served on purpose.
+    Stale(StaleReason),
+    /// The cache is disabled; the store answered.
+    Bypass,
+}
+
+/// Why a stale entry was served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaleReason {
+    /// Within the stale-while-revalidate window; a background refresh is running.
+    Revalidating,
+    /// The store failed, timed out or its breaker is open (stale-if-error).
+    StoreError,
+}
+
+/// The result of [`super::HotCache::lookup`].
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    /// The object; `None` means not found (404), possibly from the negative cache.
+    pub object: Option<Arc<Object>>,
+    /// How it was answered.
+    pub status: CacheStatus,
+    /// Seconds of freshness left; negative when stale; `None` when nothing is cached.
+    pub ttl: Option<i64>,
+    /// The answer was kept in the cache (RFC 9211 `stored`; meaningful for misses).
+    pub stored: bool,
+    /// This lookup waited for another lookup's store request (RFC 9211 `collapsed`).
+    pub collapsed: bool,
+}
+
+impl Lookup {
+    /// The `Cache-Status` field value for this lookup (RFC 9211), for example
+    /// `cdn-origin; hit; ttl=12` or `cdn-origin; fwd=uri-miss; stored`.
+    pub fn cache_status_header(&self) -> HeaderValue {
+        let mut v = String::from(CACHE_NAME);
+        match self.status {
+            CacheStatus::Hit => v.push_str("; hit"),
+            CacheStatus::Stale(StaleReason::Revalidating) => v.push_str("; hit"),
+            CacheStatus::Stale(StaleReason::StoreError) => v.push_str("; fwd=stale"),
+            CacheStatus::Miss => v.push_str("; fwd=uri-miss"),
+            CacheStatus::Bypass => v.push_str("; fwd=bypass"),
+        }
+        if let Some(ttl) = self.ttl {
+            let _ = write!(v, "; ttl={ttl}");
+        }
+        if self.stored && matches!(self.status, CacheStatus::Miss) {
+            v.push_str("; stored");
+        }
+        if self.collapsed && matches!(self.status, CacheStatus::Miss | CacheStatus::Bypass) {
+            v.push_str("; collapsed");
+        }
+        match self.status {
+            CacheStatus::Stale(StaleReason::Revalidating) => v.push_str("; detail=revalidating"),
+            CacheStatus::Stale(StaleReason::StoreError) => v.push_str("; detail=store-error"),
+            _ => {}
+        }
+        // Only ASCII tokens and integers are written above, so this cannot fail.
+        HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(CACHE_NAME))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(status: CacheStatus, ttl: Option<i64>, stored: bool, collapsed: bool) -> Lookup {
+        Lookup {
+            object: None,
+            status,
+            ttl,
+            stored,
+            collapsed,
+        }
+    }
+
+    #[test]
+    fn cache_status_values_follow_rfc_9211() {
+        use CacheStatus::*;
+        let table = [
+            (
+                lookup(Hit, Some(12), false, false),
+                "cdn-origin; hit; ttl=12",
+            ),
+            (
+                lookup(Miss, Some(30), true, false),
+                "cdn-origin; fwd=uri-miss; ttl=30; stored",
+            ),
+            (
+                lookup(Miss, None, false, true),
+                "cdn-origin; fwd=uri-miss; collapsed",
+            ),
+            (
+                lookup(Stale(StaleReason::Revalidating), Some(-3), false, false),
+                "cdn-origin; hit; ttl=-3; detail=revalidating",
+            ),
+            (
+                lookup(Stale(StaleReason::StoreError), Some(-40), false, true),
+                "cdn-origin; fwd=stale; ttl=-40; detail=store-error",
+            ),
+            (lookup(Bypass, None, false, false), "cdn-origin; fwd=bypass"),
+            (lookup(Hit, Some(4), true, true), "cdn-origin; hit; ttl=4"),
+        ];
+        for (lookup, want) in table {
+            assert_eq!(lookup.cache_status_header(), want, "{lookup:?}");
+        }
+    }
+}
