@@ -121,11 +121,23 @@ impl App {
         }))
     }
 
-    /// Starts the background tasks (health probes, the traffic-history writer).
-    pub fn spawn_background(self: &Arc<Self>) {
+    /// Runs one round of health probes, then starts the background tasks (health probes, the
+    /// traffic-history writer). Returns the writer's handle, to await at shutdown.
+    pub async fn spawn_background(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        self.health.probe_once().await;
         self.health.spawn_probes();
+        self.db
+            .as_ref()
+            .map(|db| db.spawn_minute_writer(self.metrics.clone(), self.settings.instance.clone()))
+    }
+
+    /// Stops the background writers and lets the last partial minute reach the database.
+    pub async fn shutdown_background(&self, writer: Option<tokio::task::JoinHandle<()>>) {
         if let Some(db) = &self.db {
-            db.spawn_minute_writer(self.metrics.clone(), self.settings.instance.clone());
+            db.shutdown();
+        }
+        if let Some(writer) = writer {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
         }
     }
 

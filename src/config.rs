@@ -718,10 +718,14 @@ impl Settings {
                 "no signing secret: the private prefix is never served"
             );
         }
-        if let Some(url) = &self.database_url
-            && url.parse::<tokio_postgres::Config>().is_err()
-        {
-            problems.push("database_url: not a valid PostgreSQL URL".into());
+        if let Some(url) = &self.database_url {
+            if url.parse::<tokio_postgres::Config>().is_err() {
+                problems.push("database_url: not a valid PostgreSQL URL".into());
+            } else {
+                for p in crate::db::DbSettings::new(url.clone()).validate() {
+                    problems.push(format!("database: {p}"));
+                }
+            }
         }
         let needs_s3 = self
             .sources

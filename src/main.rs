@@ -85,7 +85,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&format!("cannot listen on {}: {e}", app.settings.listen)),
     };
-    app.spawn_background();
+    let writer = app.spawn_background().await;
     cdn_origin::policy::spawn_reload_on_sighup(app.policies.clone());
     tracing::info!(
         sources = ?app.settings.sources.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
@@ -93,6 +93,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         "cdn-origin starting"
     );
     server.run(shutdown_signal()).await;
+    app.shutdown_background(writer).await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }

@@ -39,7 +39,7 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
             _ => (
                 StatusCode::OK,
                 Bytes::from(app.metrics_text()),
-                "text/plain; version=0.0.4; charset=utf-8",
+                crate::metrics::CONTENT_TYPE,
             ),
         };
         return internal_response(status, body, content_type, head);

@@ -416,12 +416,12 @@ impl Stores {
         if let Err(e) = &opened {
             self.observe::<()>(info.source, StoreOp::Get, started, &Err(clone_kind(e)));
         }
-        if let Some(permit) = permit {
-            if opened.is_ok() {
-                permit.success()
-            } else {
-                permit.failure()
-            }
+        match (permit, &opened) {
+            (Some(p), Ok(_)) => p.success(),
+            // The store answered; the object changed under us. Not a store failure.
+            (Some(p), Err(StoreError::Changed { .. })) => drop(p),
+            (Some(p), Err(_)) => p.failure(),
+            (None, _) => {}
         }
         let stream = opened?;
         self.note_slow(&source.name, "get", info.location.as_ref(), started);

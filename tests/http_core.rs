@@ -95,7 +95,8 @@ async fn conformance(srv: &TestServer) {
     // 7. conditionals, RFC 9110 §13.2.2
     let tag = etag_of(hello);
     let weak = format!("W/{tag}");
-    let cases: Vec<(Vec<(&str, String)>, u16)> = vec![
+    type Case<'a> = (Vec<(&'a str, String)>, u16);
+    let cases: Vec<Case> = vec![
         (vec![("if-none-match", tag.clone())], 304),
         (vec![("if-none-match", weak.clone())], 304),
         (vec![("if-none-match", format!("\"nope\", {tag}"))], 304),
@@ -184,7 +185,8 @@ async fn conformance(srv: &TestServer) {
     // 8. byte ranges, RFC 9110 §14
     let data = bytes_of(100_000, 1);
     let size = data.len();
-    let ranges: Vec<(&str, u16, Option<(usize, usize)>)> = vec![
+    type RangeCase<'a> = (&'a str, u16, Option<(usize, usize)>);
+    let ranges: Vec<RangeCase> = vec![
         ("bytes=0-9", 206, Some((0, 10))),
         ("BYTES=0-9", 206, Some((0, 10))),
         ("bytes=-10", 206, Some((size - 10, size))),

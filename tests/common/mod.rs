@@ -68,6 +68,7 @@ pub async fn start(args: ServeArgs, sources: Option<Vec<Source>>) -> TestServer 
     let settings = Settings::resolve(&args).expect("valid test settings");
     let app = App::build(settings, sources).expect("app builds");
     let server = Server::bind(app.clone()).await.expect("bind");
+    let _writer = app.spawn_background().await;
     let addr = server.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {

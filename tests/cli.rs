@@ -1,0 +1,206 @@
+//! The `cdn-origin` binary as a user runs it: start on a folder, stop on SIGTERM with exit 0,
+//! refuse bad settings naming file, line and field, `check-config`, `policy explain`, `sign`,
+//! and `healthcheck`.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cdn-origin");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn wait_for(port: u16) {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server did not start on port {port}");
+}
+
+#[tokio::test]
+async fn serves_a_folder_from_any_directory_and_exits_zero_on_sigterm() {
+    let dir = local_fixtures();
+    let elsewhere = tempfile::tempdir().unwrap(); // no policies/ here: embedded defaults apply
+    let port = free_port();
+    let mut child = tokio::process::Command::new(BIN)
+        .arg(dir.path())
+        .env("CDN_ORIGIN_LISTEN", format!("127.0.0.1:{port}"))
+        .current_dir(elsewhere.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for(port).await;
+    let res = client()
+        .get(format!("http://127.0.0.1:{port}/hello.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Plain text falls to the shipped default rule.
+    assert_eq!(res.headers()["cache-control"], "public, max-age=3600");
+    let (code, _, _) = run(&[
+        "healthcheck",
+        "--url",
+        &format!("http://127.0.0.1:{port}/health"),
+    ]);
+    assert_eq!(code, 0);
+    let pid = child.id().unwrap() as i32;
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let (code, _, _) = run(&[
+        "healthcheck",
+        "--url",
+        &format!("http://127.0.0.1:{port}/health"),
+    ]);
+    assert_eq!(code, 1, "healthcheck fails once the server is gone");
+}
+
+#[test]
+fn bad_settings_stop_the_start_naming_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("origin.toml");
+    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\n\ncache_size = \"a lot\"\n").unwrap();
+    let (code, _, err) = run(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("origin.toml:3:"), "{err}");
+    assert!(err.contains("a lot"), "{err}");
+
+    let (code, _, err) = run(&[
+        "check-config",
+        "--max-connections",
+        "0",
+        "--signing-secret",
+        "short",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("max_connections") && err.contains("signing_secret"),
+        "every problem listed: {err}"
+    );
+
+    let (code, _, err) = run(&["/definitely/not/here"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("/definitely/not/here"), "{err}");
+
+    let (code, out, _) = run(&["check-config", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(out.contains("OK"));
+}
+
+#[test]
+fn bad_policy_files_stop_the_start_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let pol = dir.path().join("pol");
+    std::fs::create_dir(&pol).unwrap();
+    std::fs::write(
+        pol.join("broken.toml"),
+        "[[rule]]\nname = \"x\"\nmax-agee = 3\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&[
+        "check-config",
+        "--policies",
+        pol.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("broken.toml"), "{err}");
+}
+
+#[test]
+fn policy_explain_names_the_rule_and_its_headers() {
+    let (code, out, err) = run(&["policy", "explain", "/assets/app.3f9a1c2e.js"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("max-age=31536000"), "{out}");
+    let (code, out, _) = run(&["policy", "explain", "/images/hero.png"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("max-age=86400"), "{out}");
+}
+
+#[tokio::test]
+async fn signed_urls_open_private_objects_and_nothing_else() {
+    let secret = "0123456789abcdef0123456789abcdef-secret";
+    let (code, out, err) = run(&[
+        "sign",
+        "/private/report.txt",
+        "--ttl",
+        "1h",
+        "--secret",
+        secret,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let signed = out.trim().to_string();
+    assert!(
+        signed.starts_with("/private/report.txt?expires="),
+        "{signed}"
+    );
+    let dir = local_fixtures();
+    let mut a = args(dir.path());
+    a.private_prefix = Some("private/".into());
+    a.signing_secret = Some(secret.into());
+    let srv = start(a, None).await;
+    let res = client().get(srv.url(&signed)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .starts_with("private")
+    );
+    assert_eq!(res.text().await.unwrap(), "private report\n");
+    for bad in [
+        "/private/report.txt".to_string(),
+        signed.replace("sig=", "sig=00"),
+        "/private/report.txt?expires=1&sig=00".to_string(),
+    ] {
+        let res = client().get(srv.url(&bad)).send().await.unwrap();
+        assert_eq!(res.status(), 403, "{bad}");
+    }
+    srv.stop().await;
+    let (code, _, err) = run(&["sign", "/x", "--secret", "short"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("32"), "{err}");
+}

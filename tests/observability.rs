@@ -1,0 +1,250 @@
+//! Issue 5 over real sockets: metrics figures from a known sequence of requests, the health
+//! endpoints with and without a database, a database that is unreachable, and `/metrics`
+//! passing `promtool check metrics` when promtool is installed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+async fn json(srv: &TestServer, path: &str) -> (u16, Value) {
+    let res = client().get(srv.url(path)).send().await.unwrap();
+    let status = res.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&res.text().await.unwrap()).unwrap(),
+    )
+}
+
+fn metric_sum(text: &str, name: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn ten_misses_then_ninety_hits_give_a_hit_ratio_of_point_nine_and_exact_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..10 {
+        std::fs::write(
+            dir.path().join(format!("f{i}.bin")),
+            bytes_of(1000 + i, i as u8),
+        )
+        .unwrap();
+    }
+    let srv = start(args(dir.path()), None).await;
+    let c = client();
+    let mut expected_bytes = 0u64;
+    for round in 0..10 {
+        for i in 0..10 {
+            let body = c
+                .get(srv.url(&format!("/f{i}.bin")))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            assert_eq!(body.len(), 1000 + i);
+            expected_bytes += body.len() as u64;
+            let _ = round;
+        }
+    }
+    let (status, detail) = json(&srv, "/health/detailed").await;
+    assert_eq!(status, 200);
+    let traffic = &detail["traffic"];
+    assert_eq!(traffic["requests"]["misses"], 10);
+    assert_eq!(traffic["requests"]["hits"], 90);
+    assert!((traffic["hit_ratio"]["since_start"].as_f64().unwrap() - 0.9).abs() < 1e-9);
+    assert!((traffic["hit_ratio"]["last_1m"].as_f64().unwrap() - 0.9).abs() < 1e-9);
+    assert_eq!(traffic["bytes_sent"], expected_bytes);
+    let text = c
+        .get(srv.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric_sum(&text, "cdn_origin_requests_total", "cache=\"hit\""),
+        90.0
+    );
+    assert_eq!(
+        metric_sum(&text, "cdn_origin_requests_total", "cache=\"miss\""),
+        10.0
+    );
+    assert_eq!(
+        metric_sum(
+            &text,
+            "cdn_origin_response_body_bytes_total",
+            "status=\"2xx\""
+        ),
+        expected_bytes as f64
+    );
+
+    // A 304 saves the bytes the 200 would have sent.
+    let etag = c.get(srv.url("/f3.bin")).send().await.unwrap().headers()["etag"].clone();
+    let res = c
+        .get(srv.url("/f3.bin"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 304);
+    let text = c
+        .get(srv.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric_sum(
+            &text,
+            "cdn_origin_saved_bytes_total",
+            "reason=\"not_modified\""
+        ),
+        1003.0
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn health_endpoints_report_ok_and_database_not_configured() {
+    let dir = local_fixtures();
+    let srv = start(args(dir.path()), None).await;
+    let (status, live) = json(&srv, "/health").await;
+    assert_eq!((status, live["status"].as_str()), (200, Some("ok")));
+    let (status, ready) = json(&srv, "/health/ready").await;
+    assert_eq!(status, 200);
+    assert_eq!(ready["status"], "ok");
+    let (_, detail) = json(&srv, "/health/detailed").await;
+    assert_eq!(detail["database"], "not configured");
+    assert_eq!(detail["stores"][0]["ok"], true);
+    assert!(detail["cache"]["budget"].as_u64().unwrap() > 0);
+    assert_eq!(detail["breakers"][0]["state"], "closed");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_database_degrades_but_objects_keep_being_served() {
+    let dir = local_fixtures();
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut a = args(dir.path());
+    a.database_url = Some(format!("postgres://postgres@127.0.0.1:{dead_port}/test"));
+    a.health_interval = Some(cdn_origin::config::Seconds(Duration::from_millis(200)));
+    let srv = start(a, None).await;
+    let res = client().get(srv.url("/hello.txt")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (status, detail) = json(&srv, "/health/detailed").await;
+    assert_eq!(status, 200);
+    assert_eq!(detail["status"], "degraded", "{detail}");
+    let (status, _) = json(&srv, "/health/ready").await;
+    assert_eq!(
+        status, 200,
+        "a dead database does not take the server out of rotation"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_real_database_reports_its_pool() {
+    let url = match std::env::var("DATABASE_URL_TEST") {
+        Ok(u) => u,
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("DATABASE_URL_TEST is not set but CI is")
+        }
+        Err(_) => {
+            eprintln!("skipping: DATABASE_URL_TEST is not set (scripts/test.sh sets it)");
+            return;
+        }
+    };
+    let dir = local_fixtures();
+    let mut a = args(dir.path());
+    a.database_url = Some(url);
+    a.health_interval = Some(cdn_origin::config::Seconds(Duration::from_millis(200)));
+    let srv = start(a, None).await;
+    let mut detail = Value::Null;
+    for _ in 0..50 {
+        detail = json(&srv, "/health/detailed").await.1;
+        if detail["status"] == "ok" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(detail["status"], "ok", "{detail}");
+    let db = &detail["database"];
+    assert!(db.is_object(), "{db}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_pass_promtool() {
+    if std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        if std::env::var_os("CI").is_some() {
+            panic!("promtool is missing but CI is set (scripts/setup.sh installs prometheus)");
+        }
+        eprintln!("skipping: promtool is not installed");
+        return;
+    }
+    let dir = local_fixtures();
+    let srv = start(args(dir.path()), None).await;
+    for p in [
+        "/hello.txt",
+        "/style.css",
+        "/nope",
+        "/img/logo.png",
+        "/hello.txt",
+    ] {
+        client()
+            .get(srv.url(p))
+            .header("accept-encoding", "br")
+            .send()
+            .await
+            .unwrap();
+    }
+    let text = client()
+        .get(srv.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    srv.stop().await;
+}
