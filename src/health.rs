@@ -157,7 +157,10 @@ impl Health {
         let weak: Weak<Health> = Arc::downgrade(self);
         let interval = self.interval;
         tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
+            // The first round is the caller's `probe_once` before traffic; the next one is
+            // due one interval later, so starting up costs one probe, not two.
+            let mut ticker =
+                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
