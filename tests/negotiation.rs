@@ -260,3 +260,43 @@ async fn large_objects_compress_as_a_stream_and_ranges_fall_back_to_identity() {
     assert_eq!(res.bytes().await.unwrap().as_ref(), &original[100..200]);
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn cors_answers_allowed_origins_for_fonts_and_varies_on_origin() {
+    let dir = local_fixtures();
+    let mut a = args(dir.path());
+    a.cors_origins = vec!["https://app.example".into()];
+    let srv = start(a, None).await;
+    let res = get(&srv, "/fonts/a.woff2", &[("origin", "https://app.example")]).await;
+    assert_eq!(
+        h(&res, "access-control-allow-origin"),
+        "https://app.example"
+    );
+    assert_eq!(h(&res, "vary"), "Origin");
+    let etag = h(&res, "etag").to_string();
+    let res = get(
+        &srv,
+        "/fonts/a.woff2",
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(h(&res, "access-control-allow-origin"), "");
+    assert_eq!(h(&res, "vary"), "Origin");
+    let res = get(
+        &srv,
+        "/fonts/a.woff2",
+        &[("origin", "https://app.example"), ("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(h(&res, "vary"), "Origin");
+    assert_eq!(
+        h(&res, "access-control-allow-origin"),
+        "https://app.example"
+    );
+    // Stylesheets are not cross-origin media: no CORS headers, no Vary: Origin.
+    let res = get(&srv, "/style.css", &[("origin", "https://app.example")]).await;
+    assert_eq!(h(&res, "access-control-allow-origin"), "");
+    assert_eq!(h(&res, "vary"), "Accept-Encoding");
+    srv.stop().await;
+}
