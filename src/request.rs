@@ -57,8 +57,7 @@ pub fn map_path(uri: &Uri, serve_dotfiles: bool) -> Result<MappedPath, PathError
     if !raw.starts_with('/') {
         return Err(PathError::Bad("path must start with /"));
     }
-    let lower = raw.to_ascii_lowercase();
-    if lower.contains("%2f") || lower.contains("%5c") || raw.contains('\\') {
+    if has_encoded_separator(raw) || raw.contains('\\') {
         return Err(PathError::Bad("encoded or backslash separator"));
     }
     let decoded = percent_encoding::percent_decode_str(raw)
@@ -102,6 +101,16 @@ pub fn map_path(uri: &Uri, serve_dotfiles: bool) -> Result<MappedPath, PathError
         path,
         key,
         is_index,
+    })
+}
+
+/// True when `raw` contains `%2F` or `%5C` in any case (checked without allocating: this runs
+/// on every request).
+fn has_encoded_separator(raw: &str) -> bool {
+    raw.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && (w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f')
+                || w[1] == b'5' && w[2].eq_ignore_ascii_case(&b'c'))
     })
 }
 
