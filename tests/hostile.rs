@@ -457,10 +457,15 @@ fn tree_with_big_file(size: usize) -> tempfile::TempDir {
     dir
 }
 
-/// Dribbles `prefix` and then endless `a` bytes one at a time every 100 ms; returns how long
-/// the server took to close the connection (None: still open after `limit`). Whatever the
+/// Dribbles `prefix` and then endless `a` bytes one at a time, one every `every`; returns how
+/// long the server took to close the connection (None: still open after `limit`). Whatever the
 /// server sends meanwhile (a 408, HTTP/2 SETTINGS) is read and ignored: only a close counts.
-async fn dribble(addr: SocketAddr, prefix: &[u8], limit: Duration) -> Option<Duration> {
+async fn dribble(
+    addr: SocketAddr,
+    prefix: &[u8],
+    every: Duration,
+    limit: Duration,
+) -> Option<Duration> {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let started = Instant::now();
     let mut bytes = prefix.iter().copied().chain(std::iter::repeat(b'a'));
@@ -470,9 +475,7 @@ async fn dribble(addr: SocketAddr, prefix: &[u8], limit: Duration) -> Option<Dur
         if s.write_all(&[byte]).await.is_err() {
             return Some(started.elapsed());
         }
-        if let Ok(Ok(0) | Err(_)) =
-            tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await
-        {
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(every, s.read(&mut buf)).await {
             return Some(started.elapsed());
         }
     }
@@ -508,6 +511,7 @@ async fn slowloris_is_cut_by_the_header_timeout() {
             dribble(
                 addr,
                 b"GET /public.txt HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+                Duration::from_millis(100),
                 Duration::from_secs(8),
             )
             .await
@@ -535,24 +539,54 @@ async fn slowloris_is_cut_by_the_header_timeout() {
     srv.stop().await;
 }
 
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 #[tokio::test]
-async fn slow_http2_preface_is_cut() {
-    // The HTTP/2 connection preface dribbled a byte at a time, then a frame header that never
-    // completes: no header-read timeout applies before hyper knows the protocol, so this must be
-    // ended by some other limit within a bounded time.
+async fn a_dribbled_http2_request_head_is_cut() {
+    // HTTP/2 (h2c) slowloris: the preface and an empty SETTINGS frame, then a HEADERS frame
+    // (16000 bytes, END_HEADERS, stream 1) whose payload arrives a byte every 100 ms. hyper's
+    // header-read timeout is HTTP/1 only, and every byte resets the idle timeout, so another
+    // limit must end this within a few header timeouts (here 1 s), not minutes.
     let dir = tree_with_big_file(1024);
     let srv = start(slow_args(dir.path()), None).await;
     let steady = Steady::start(srv.url("/public.txt"));
-    let mut prefix = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    // An empty SETTINGS frame, then a HEADERS frame header (16000 bytes, END_HEADERS, stream 1)
-    // whose payload is then dribbled forever.
+    let mut prefix = H2_PREFACE.to_vec();
     prefix.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
     prefix.extend_from_slice(&[0, 0x3e, 0x80, 1, 4, 0, 0, 0, 1]);
-    let took = dribble(srv.addr, &prefix, Duration::from_secs(15)).await;
+    let took = dribble(
+        srv.addr,
+        &prefix,
+        Duration::from_millis(100),
+        Duration::from_secs(15),
+    )
+    .await;
     steady.finish("h2 slowloris").await;
     srv.stop().await;
-    let took = took.expect("a dribbled HTTP/2 preface held its connection open for 15 s");
-    eprintln!("dribbled h2 preface cut after {took:?}");
+    let took = took.expect("a dribbled HTTP/2 request head held its connection open for 15 s");
+    eprintln!("dribbled h2 request head cut after {took:?}");
+}
+
+#[tokio::test]
+async fn a_dribbled_connection_preface_is_cut() {
+    // Before hyper knows the protocol it reads the first bytes to look for the HTTP/2 preface,
+    // with no header-read timeout; a byte every 1.5 s stays under the 2 s idle timeout. The 24
+    // bytes of the preface would then hold the connection for 36 s.
+    let dir = tree_with_big_file(1024);
+    let srv = start(slow_args(dir.path()), None).await;
+    let took = dribble(
+        srv.addr,
+        H2_PREFACE,
+        Duration::from_millis(1500),
+        Duration::from_secs(8),
+    )
+    .await;
+    srv.stop().await;
+    let took =
+        took.expect("a connection preface dribbled a byte per 1.5 s was still open after 8 s");
+    assert!(
+        took < Duration::from_secs(5),
+        "a dribbled preface held its connection for {took:?}"
+    );
 }
 
 /// Resident set size of this process in KiB (Linux).
