@@ -66,7 +66,8 @@ impl App {
         let stores = Arc::new(
             Stores::new(sources, settings.store_timeout, settings.slow_store)
                 .with_breakers(settings.breaker_failures, settings.breaker_cooldown)
-                .with_metrics(metrics.clone()),
+                .with_metrics(metrics.clone())
+                .with_private_prefix(settings.private_prefix.clone()),
         );
         let loader = Arc::new(Loader::new(
             stores.clone(),

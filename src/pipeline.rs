@@ -344,7 +344,7 @@ async fn serve(
                 header::CONTENT_LENGTH,
                 HeaderValue::from(multipart.content_length()),
             );
-            Ok(multipart_body(app.clone(), rep, multipart))
+            multipart_body(app.clone(), rep, multipart).await
         }
         RangeDecision::Unsatisfiable => {
             let len = rep.len().unwrap_or(0);
@@ -461,28 +461,42 @@ async fn range_body(
 }
 
 /// multipart/byteranges: each part's head, then its bytes, read part by part.
-fn multipart_body(app: Arc<App>, rep: Representation, multipart: Multipart) -> Body {
+async fn multipart_body(
+    app: Arc<App>,
+    rep: Representation,
+    multipart: Multipart,
+) -> Result<Body, StoreError> {
     let closing = multipart.closing();
     let parts: Vec<_> = multipart
         .parts()
         .iter()
         .map(|p| (p.head.clone(), p.range.clone()))
         .collect();
+    // The first part's read is opened before the 206 is committed, so a failing store is a
+    // clean 502 rather than an aborted multipart body; later parts open as the body streams.
+    let first: Option<BodyStream> = match (&rep.content, parts.first()) {
+        (Content::Store(info), Some((_, r))) => Some(app.stores.read(info, r.clone()).await?),
+        _ => None,
+    };
+    let first = Arc::new(parking_lot::Mutex::new(first));
     let rep = Arc::new(rep);
-    let chunks = stream::iter(parts).then(move |(head, r)| {
+    let chunks = stream::iter(parts.into_iter().enumerate()).then(move |(i, (head, r))| {
         let app = app.clone();
         let rep = rep.clone();
+        let first = first.clone();
         async move {
-            let data: BodyStream = match &rep.content {
-                Content::Memory(b) => {
+            let opened = if i == 0 { first.lock().take() } else { None };
+            let data: BodyStream = match (&rep.content, opened) {
+                (_, Some(stream)) => stream,
+                (Content::Memory(b), None) => {
                     stream::iter([Ok(b.slice(r.start as usize..r.end as usize))]).boxed()
                 }
-                Content::Store(info) => app
+                (Content::Store(info), None) => app
                     .stores
                     .read(info, r)
                     .await
                     .map_err(std::io::Error::other)?,
-                Content::Compress(..) => {
+                (Content::Compress(..), None) => {
                     return Err(std::io::Error::other("range over a compression stream"));
                 }
             };
@@ -496,7 +510,7 @@ fn multipart_body(app: Arc<App>, rep: Representation, multipart: Multipart) -> B
         })
         .flatten()
         .chain(stream::iter([Ok(closing)]));
-    response::stream(body.boxed())
+    Ok(response::stream(body.boxed()))
 }
 
 /// Records metrics and the access log line for one finished response.

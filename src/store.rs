@@ -230,6 +230,7 @@ pub struct Stores {
     first_byte_timeout: Duration,
     slow: Duration,
     metrics: Option<Arc<Metrics>>,
+    private_prefix: Option<String>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -254,6 +255,7 @@ impl Stores {
             first_byte_timeout,
             slow,
             metrics: None,
+            private_prefix: None,
         }
     }
 
@@ -264,6 +266,12 @@ impl Stores {
             .iter()
             .map(|s| CircuitBreaker::new(s.name.clone(), failures, cooldown))
             .collect();
+        self
+    }
+
+    /// Guards local folders against symlinks from public keys into this key prefix.
+    pub fn with_private_prefix(mut self, prefix: Option<String>) -> Stores {
+        self.private_prefix = prefix;
         self
     }
 
@@ -336,7 +344,14 @@ impl Stores {
         let permit = self.permit(i)?;
         let started = Instant::now();
         let result = if let Some(root) = &source.local_root {
-            local_head(root.clone(), i, location, &source.name).await
+            local_head(
+                root.clone(),
+                i,
+                location,
+                &source.name,
+                self.private_prefix.clone(),
+            )
+            .await
         } else {
             self.timed(&source.name, source.store.head(&location))
                 .await
@@ -440,7 +455,7 @@ impl Stores {
         range: Range<u64>,
     ) -> Result<BodyStream, StoreError> {
         Ok(if let Some(root) = &source.local_root {
-            local_read(root, info, range, &source.name).await?
+            local_read(root, info, range, &source.name, self.private_prefix.clone()).await?
         } else {
             let options = GetOptions {
                 range: Some(GetRange::Bounded(range.clone())),
@@ -518,24 +533,52 @@ pub fn whole_seconds(t: SystemTime) -> SystemTime {
 }
 
 /// Resolves a key under a local root, refusing anything that leaves it (symlinks included).
-fn local_path(root: &FsPath, location: &Path) -> io::Result<Option<PathBuf>> {
+/// Linux errno values that mean "no such object" for a key, however odd the key: a path
+/// component that is a file (ENOTDIR), a name too long (ENAMETOOLONG), a symlink loop (ELOOP),
+/// an invalid argument (EINVAL). None of them says anything about the store's health, so none
+/// may count towards opening its breaker (a URL must not be able to take a store offline).
+const NOT_FOUND_ERRNOS: [i32; 4] = [20, 36, 40, 22];
+
+/// Resolves a key under a local root, refusing anything that leaves it (symlinks included), and
+/// anything that reaches the private prefix through a symlink from outside it (the prefix is
+/// guarded by key, so a public key must not alias a private file).
+fn local_path(
+    root: &FsPath,
+    location: &Path,
+    private_prefix: Option<&str>,
+) -> io::Result<Option<PathBuf>> {
     let mut path = root.to_path_buf();
     for part in location.parts() {
         path.push(part.as_ref());
     }
     let canonical = match std::fs::canonicalize(&path) {
         Ok(p) => p,
-        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => {
-            return Ok(None); // ENOTDIR: a path component is a file
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound
+                || e.raw_os_error()
+                    .is_some_and(|n| NOT_FOUND_ERRNOS.contains(&n)) =>
+        {
+            return Ok(None);
         }
         Err(e) => return Err(e),
     };
-    if !canonical.starts_with(root) {
+    let Ok(relative) = canonical.strip_prefix(root) else {
         tracing::warn!(
             key = location.as_ref(),
             "refused a symlink that leaves the local root"
         );
         return Ok(None);
+    };
+    if let Some(prefix) = private_prefix {
+        let prefix = FsPath::new(prefix.trim_end_matches('/'));
+        let key_is_private = FsPath::new(location.as_ref()).starts_with(prefix);
+        if relative.starts_with(prefix) && !key_is_private {
+            tracing::warn!(
+                key = location.as_ref(),
+                "refused a symlink from a public key into the private prefix"
+            );
+            return Ok(None);
+        }
     }
     Ok(Some(canonical))
 }
@@ -545,9 +588,10 @@ async fn local_head(
     i: usize,
     location: Path,
     name: &str,
+    private_prefix: Option<String>,
 ) -> Result<Option<ObjectInfo>, StoreError> {
     let result = tokio::task::spawn_blocking(move || -> io::Result<Option<ObjectInfo>> {
-        let Some(path) = local_path(&root, &location)? else {
+        let Some(path) = local_path(&root, &location, private_prefix.as_deref())? else {
             return Ok(None);
         };
         let meta = std::fs::metadata(&path)?;
@@ -581,13 +625,14 @@ async fn local_read(
     info: &ObjectInfo,
     range: Range<u64>,
     name: &str,
+    private_prefix: Option<String>,
 ) -> Result<BodyStream, StoreError> {
     use std::os::unix::fs::FileExt;
     let root = root.to_path_buf();
     let location = info.location.clone();
     let size = info.size;
     let file = tokio::task::spawn_blocking(move || -> io::Result<std::fs::File> {
-        let path = local_path(&root, &location)?
+        let path = local_path(&root, &location, private_prefix.as_deref())?
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "object vanished"))?;
         let file = std::fs::File::open(path)?;
         if file.metadata()?.len() != size {
@@ -720,11 +765,17 @@ mod tests {
         let root_path = std::fs::canonicalize(root.path()).unwrap();
         std::os::unix::fs::symlink(outside.path().join("secret"), root_path.join("link")).unwrap();
         std::fs::write(root_path.join("ok.txt"), b"hello").unwrap();
-        let found = local_head(root_path.clone(), 0, Path::parse("link").unwrap(), "t")
-            .await
-            .unwrap();
+        let found = local_head(
+            root_path.clone(),
+            0,
+            Path::parse("link").unwrap(),
+            "t",
+            None,
+        )
+        .await
+        .unwrap();
         assert!(found.is_none());
-        let ok = local_head(root_path, 0, Path::parse("ok.txt").unwrap(), "t")
+        let ok = local_head(root_path, 0, Path::parse("ok.txt").unwrap(), "t", None)
             .await
             .unwrap()
             .unwrap();

@@ -599,3 +599,27 @@ async fn request_heads_over_the_limit_get_431() {
     assert_eq!(get(&srv, "/hello.txt", &[]).await.status(), StatusCode::OK);
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_public_symlink_into_the_private_prefix_is_not_followed() {
+    let dir = local_fixtures();
+    std::os::unix::fs::symlink(
+        dir.path().join("private/report.txt"),
+        dir.path().join("pub.txt"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(dir.path().join("hello.txt"), dir.path().join("alias.txt")).unwrap();
+    let mut a = args(dir.path());
+    a.private_prefix = Some("private/".into());
+    a.signing_secret = Some("0123456789abcdef0123456789abcdef".into());
+    let srv = start(a, None).await;
+    let res = get(&srv, "/pub.txt", &[]).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(!res.text().await.unwrap().contains("private report"));
+    // A link that stays in the public part of the root is served.
+    assert_eq!(
+        get(&srv, "/alias.txt", &[]).await.text().await.unwrap(),
+        "hello, world\n"
+    );
+    srv.stop().await;
+}

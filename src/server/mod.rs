@@ -16,6 +16,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -63,7 +64,7 @@ impl Server {
             .max_header_list_size(settings.max_header_size as u32)
             .max_concurrent_streams(256)
             .keep_alive_interval(Some(Duration::from_secs(30)))
-            .keep_alive_timeout(Duration::from_secs(20));
+            .keep_alive_timeout(settings.header_read_timeout.min(Duration::from_secs(20)));
         let graceful = GracefulShutdown::new();
         let permits = Arc::new(Semaphore::new(settings.max_connections));
         let idle = settings.idle_timeout;
@@ -87,8 +88,14 @@ impl Server {
                         tokio::spawn(refuse(stream));
                         continue;
                     };
+                    // hyper's header-read timeout covers HTTP/1 only: a connection must have
+                    // produced its first request within that time on either protocol, or it
+                    // is dropped (h2c slowloris: a dribbled preface or request head).
+                    let served = Arc::new(AtomicBool::new(false));
                     let app_for_conn = app.clone();
+                    let served_in_service = served.clone();
                     let service = service_fn(move |req| {
+                        served_in_service.store(true, Ordering::Relaxed);
                         let app = app_for_conn.clone();
                         async move { Ok::<_, Infallible>(crate::router::route(&app, req).await) }
                     });
@@ -96,10 +103,30 @@ impl Server {
                     let conn = builder.serve_connection(io, service).into_owned();
                     let conn = graceful.watch(conn);
                     let metrics = app.metrics.clone();
+                    let first_request_deadline = settings.header_read_timeout;
                     metrics.connection_opened();
                     tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        tokio::pin!(conn);
+                        let deadline = tokio::time::sleep(first_request_deadline);
+                        tokio::pin!(deadline);
+                        let mut deadline_passed = false;
+                        let result = loop {
+                            tokio::select! {
+                                r = &mut conn => break Some(r),
+                                () = &mut deadline, if !deadline_passed => {
+                                    deadline_passed = true;
+                                    if !served.load(Ordering::Relaxed) {
+                                        break None;
+                                    }
+                                }
+                            }
+                        };
+                        match result {
+                            Some(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "connection ended with an error");
+                            }
+                            None => tracing::debug!(%peer, "no request within the header timeout; closed"),
+                            Some(Ok(())) => {}
                         }
                         metrics.connection_closed();
                         drop(permit);
