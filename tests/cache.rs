@@ -3,6 +3,8 @@
 //! plus stale-if-error against a real S3-compatible server that is killed mid-test.
 
 mod common;
+#[path = "common/moto.rs"]
+mod moto;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -347,48 +349,13 @@ async fn purge_drops_entries_by_path_and_prefix_behind_a_token() {
     srv.stop().await;
 }
 
-/// Starts a private moto server; returns the child and its endpoint.
-async fn own_moto() -> Option<(tokio::process::Child, String)> {
-    let bin = match std::env::var("CDN_ORIGIN_TEST_MOTO_BIN") {
-        Ok(b) if !b.is_empty() => b,
-        _ => {
-            if std::env::var_os("CI").is_some() {
-                panic!("CDN_ORIGIN_TEST_MOTO_BIN is not set but CI is");
-            }
-            eprintln!("skipping: CDN_ORIGIN_TEST_MOTO_BIN is not set (scripts/test.sh sets it)");
-            return None;
-        }
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = tokio::process::Command::new(bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("moto starts");
-    let endpoint = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Some((child, endpoint));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("moto did not start on {endpoint}");
-}
-
 #[tokio::test]
 async fn s3_outage_is_bridged_by_stale_copies() {
-    let Some((mut moto, endpoint)) = own_moto().await else {
+    let Some(bin) = moto::moto_bin() else {
         return;
     };
+    let mut moto = moto::Moto::start(bin).await;
+    let endpoint = moto.endpoint();
     let store = s3_bucket(&endpoint, "outage").await;
     put_fixtures(store.as_ref()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -406,7 +373,7 @@ async fn s3_outage_is_bridged_by_stale_copies() {
     assert!(h(&miss, "cache-status").contains("fwd=uri-miss"));
     let hit = get_ok(&srv, "/hello.txt").await;
     assert!(h(&hit, "cache-status").contains("; hit"));
-    moto.kill().await.unwrap();
+    moto.kill();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let stale = get_ok(&srv, "/hello.txt").await;
     assert!(
