@@ -244,6 +244,18 @@ def rss_kib(pids):
     return total
 
 
+def cpu_seconds(pids):
+    """User + system CPU time of these processes (all their threads), in seconds."""
+    total = 0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 class RssSampler(threading.Thread):
     """Samples the summed VmRSS of a process tree every 200 ms; `peak` in KiB."""
 
@@ -320,10 +332,12 @@ def measure(sc, target, etags, args, tmp):
         run_wrk(target, spec, sc.expect, min(connections, args.connections), args.warmup, args.threads, out)
     before = metrics_snapshot(target.metrics)
     sampler = RssSampler(target.pid)
+    cpu_before = cpu_seconds(sampler.pids)
     sampler.start()
     raw = run_wrk(target, spec, sc.expect, connections, args.duration, args.threads, out)
     sampler.stop.set()
     sampler.join()
+    cpu = cpu_seconds(sampler.pids) - cpu_before
     after = metrics_snapshot(target.metrics)
 
     secs = raw["duration_us"] / 1e6 or 1e-9
@@ -342,6 +356,9 @@ def measure(sc, target, etags, args, tmp):
         "errors": {"socket": socket_errors, "status": status_errors, **e},
         "error_rate": errors / requests if requests else 1.0,
         "rss_peak_mib": sampler.peak / 1024,
+        # CPU time the server spent per request: the figure least disturbed by other load on
+        # the machine (throughput and latency are not, on a shared 2-core box).
+        "cpu_us_per_req": cpu * 1e6 / requests if requests and target.pid else None,
         "encodings": encodings,
         "preflight_problems": problems,
         "metrics": metrics_delta(before, after),
@@ -380,9 +397,10 @@ def print_tables(report, names, out=sys.stdout):
                          fmt(r["latency_ms"]["p99"], "{:.2f}"), fmt(r["error_rate"] * 100, "{:.3f}"),
                          fmt(m.get("hit_rate") and m["hit_rate"] * 100, "{:.1f}"),
                          fmt(m.get("body_bytes") and m["body_bytes"] / 1e6, "{:.0f}"),
-                         fmt(r["rss_peak_mib"], "{:.1f}"), ",".join(r["encodings"])])
+                         fmt(r["rss_peak_mib"], "{:.1f}"), fmt(r.get("cpu_us_per_req"), "{:.1f}"),
+                         ",".join(r["encodings"])])
     head = ["scenario", "server", "req/s", "MB/s", "p50 ms", "p95 ms", "p99 ms", "err %",
-            "hit %", "body MB", "RSS MiB", "encoding"]
+            "hit %", "body MB", "RSS MiB", "CPU µs/req", "encoding"]
     table(head, rows, out)
     if len(names) > 1:
         print(file=out)
@@ -392,10 +410,10 @@ def print_tables(report, names, out=sys.stdout):
             if not c:
                 continue
             rows.append([sc["name"], fmt(c["rps_ratio"], "{:.2f}"), fmt(c["mb_ratio"], "{:.2f}"),
-                         fmt(c["p99_ratio"], "{:.2f}"), fmt(c["rps_target"], "≥{:.1f}"),
-                         c["verdict"]])
-        table([f"scenario", f"req/s {names[0]}/{names[1]}", "MB/s ratio", "p99 ratio",
-               "target", "issue 6 targets"], rows, out)
+                         fmt(c["p99_ratio"], "{:.2f}"), fmt(c.get("cpu_ratio"), "{:.2f}"),
+                         fmt(c["rps_target"], "≥{:.1f}"), c["verdict"]])
+        table(["scenario", f"req/s {names[0]}/{names[1]}", "MB/s ratio", "p99 ratio",
+               "CPU/req ratio", "target", "issue 6 targets"], rows, out)
 
 
 def table(head, rows, out):
@@ -447,6 +465,9 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--only", help="comma-separated scenario names")
     p.add_argument("--p95-ms", type=float, default=100.0)
+    p.add_argument("--cold-p95-ms", type=float, default=300.0,
+                   help="p95 limit of cold-s3, whose floor is the S3 server's latency (moto is a "
+                        "single Python process), not ours")
     p.add_argument("--max-error-rate", type=float, default=0.001)
     p.add_argument("--cache-budget-mib", type=float, default=256)
     p.add_argument("--strict-targets", action="store_true",
@@ -485,7 +506,8 @@ def main():
               "duration_s": args.duration, "warmup_s": args.warmup, "connections": args.connections,
               "cold_connections": args.cold_connections, "high_connections": args.high_connections,
               "wrk_threads": args.threads},
-              "thresholds": {"p95_ms": args.p95_ms, "max_error_rate": args.max_error_rate},
+              "thresholds": {"p95_ms": args.p95_ms, "cold_p95_ms": args.cold_p95_ms,
+                             "max_error_rate": args.max_error_rate},
               "scenarios": [], "failures": [], "below_targets": []}
     failures, below = report["failures"], report["below_targets"]
     with tempfile.TemporaryDirectory(prefix="cdn-bench-") as tmp:
@@ -500,12 +522,16 @@ def main():
                 r = measure(sc, t, etags.get(t.name, {}), args, tmp)
                 entry["results"][t.name] = r
                 where = f"{sc.name}/{t.name}"
-                for problem in r["preflight_problems"]:
+                problems = r["preflight_problems"]
+                for problem in problems[:3]:
                     failures.append(f"{where}: preflight: {problem}")
+                if len(problems) > 3:
+                    failures.append(f"{where}: preflight: {len(problems) - 3} more (see the JSON)")
                 if sc.encoding and t.name == names[0] and sc.encoding not in r["encodings"]:
                     failures.append(f"{where}: expected Content-Encoding {sc.encoding}, got {r['encodings']}")
-                if r["latency_ms"]["p95"] > args.p95_ms:
-                    failures.append(f"{where}: p95 {r['latency_ms']['p95']:.1f} ms > {args.p95_ms:g} ms")
+                limit = args.cold_p95_ms if sc.cold else args.p95_ms
+                if r["latency_ms"]["p95"] > limit:
+                    failures.append(f"{where}: p95 {r['latency_ms']['p95']:.1f} ms > {limit:g} ms")
                 if r["error_rate"] >= args.max_error_rate:
                     failures.append(f"{where}: error rate {r['error_rate'] * 100:.3f} % "
                                     f"({r['errors']}) >= {args.max_error_rate * 100:g} %")
@@ -515,6 +541,8 @@ def main():
                      "mb_ratio": a["mb_per_s"] / b["mb_per_s"] if b["mb_per_s"] else None,
                      "p99_ratio": (a["latency_ms"]["p99"] / b["latency_ms"]["p99"]
                                    if b["latency_ms"]["p99"] else None),
+                     "cpu_ratio": (a["cpu_us_per_req"] / b["cpu_us_per_req"]
+                                   if a.get("cpu_us_per_req") and b.get("cpu_us_per_req") else None),
                      "rps_target": sc.ratio_target}
                 misses = []
                 if sc.ratio_target and (c["rps_ratio"] or 0) < sc.ratio_target:
@@ -546,8 +574,8 @@ def main():
     if failures:
         print("\nFAILED thresholds:\n  " + "\n  ".join(failures))
         return 1
-    print(f"\nthresholds met: p95 <= {args.p95_ms:g} ms, error rate < {args.max_error_rate * 100:g} % "
-          "in every scenario")
+    print(f"\nthresholds met: p95 <= {args.p95_ms:g} ms ({args.cold_p95_ms:g} ms for cold-s3), "
+          f"error rate < {args.max_error_rate * 100:g} % in every scenario")
     return 0
 
 

@@ -36,7 +36,10 @@ def upload(endpoint, bucket, site):
         if path.is_file():
             key = path.relative_to(root).as_posix()
             ctype = EXTRA_TYPES.get(path.suffix) or mimetypes.guess_type(key)[0] or "application/octet-stream"
-            s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType=ctype)
+            # public-read: the nginx peer proxies the bucket without signing, as in front of a
+            # public bucket; cdn-origin signs its requests either way.
+            s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType=ctype,
+                          ACL="public-read")
             count += 1
     print(f"s3_assets: {count} objects in s3://{bucket} at {endpoint}", file=sys.stderr)
 
