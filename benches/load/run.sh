@@ -24,7 +24,7 @@
 #
 # Exit status: 0 when every scenario met the thresholds (p95 and error rate), 1 when one did
 # not, 2 on a usage or setup error. Everything started here is stopped on exit (EXIT trap),
-# including on Ctrl-C. With the defaults a --compare run takes about 3 minutes (10 scenarios x
+# including on Ctrl-C. With the defaults a --compare run takes about 2.5 minutes (10 scenarios x
 # 2 servers x (6 s + 1 s warm-up) plus start-up); the first run also builds the release binary.
 #
 # What runs: benches/load/gen_assets.py generates the asset set into benches/load/results/assets
