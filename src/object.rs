@@ -36,6 +36,8 @@ pub struct Sidecar {
     pub info: ObjectInfo,
     /// Its representation ETag.
     pub etag: ETag,
+    /// The ETag rendered once as a header value.
+    pub etag_value: HeaderValue,
     /// Its bytes when small enough to keep.
     pub body: Option<Bytes>,
 }
@@ -49,6 +51,12 @@ pub struct Object {
     pub info: ObjectInfo,
     /// Strong ETag of the identity representation.
     pub etag: ETag,
+    /// The identity ETag rendered once as a header value (no formatting per request).
+    pub etag_value: HeaderValue,
+    /// Last-Modified rendered once; clamped to the load time, so never later than any Date.
+    pub last_modified_value: HeaderValue,
+    /// ETags of the on-the-fly compressed representations (compressible types only).
+    pub variant_etags: Vec<(Encoding, ETag, HeaderValue)>,
     /// Content-Type for every representation.
     pub content_type: HeaderValue,
     /// The content type's essence (`text/css`), for policy matching and compressibility.
@@ -70,6 +78,14 @@ impl Object {
             .map(|s| 128 + s.body.as_ref().map_or(0, |b| b.len() as u64))
             .sum();
         meta + body + sidecars
+    }
+
+    /// The ETag (and its header value) of an on-the-fly compressed representation.
+    pub fn variant_etag(&self, encoding: Encoding) -> Option<(&ETag, &HeaderValue)> {
+        self.variant_etags
+            .iter()
+            .find(|(e, _, _)| *e == encoding)
+            .map(|(_, tag, value)| (tag, value))
     }
 
     /// The sidecar for `encoding`, if one exists.
@@ -166,15 +182,33 @@ impl Loader {
     pub async fn load_known(&self, key: &str, info: ObjectInfo) -> Result<Object, StoreError> {
         let (content_type, mime) = content_type_for(key);
         let (etag, body) = self.validators(&info).await?;
-        let sidecars = if crate::encoding::is_compressible(&mime) {
+        let compressible = crate::encoding::is_compressible(&mime);
+        let sidecars = if compressible {
             self.sidecars(key, &info, &etag).await?
         } else {
             Vec::new()
         };
+        let variant_etags = if compressible {
+            Encoding::COMPRESSED
+                .iter()
+                .map(|enc| {
+                    let tag = etag.with_suffix(enc.token());
+                    let value = tag.header_value();
+                    (*enc, tag, value)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let now = crate::store::whole_seconds(std::time::SystemTime::now());
+        let last_modified_value = crate::response::http_date(info.last_modified.min(now));
         Ok(Object {
             key: key.to_string(),
             info,
+            etag_value: etag.header_value(),
             etag,
+            last_modified_value,
+            variant_etags,
             content_type,
             mime,
             body,
@@ -228,10 +262,12 @@ impl Loader {
                 encoding.token().as_bytes(),
                 own.opaque().as_bytes(),
             ]);
+            let etag_value = etag.header_value();
             found.push(Sidecar {
                 encoding,
                 info,
                 etag,
+                etag_value,
                 body,
             });
         }

@@ -47,14 +47,16 @@ enum Content {
     Compress(ObjectInfo, Encoding),
 }
 
-/// The selected representation.
-struct Representation {
+/// The selected representation; its validators are borrowed from the object, where they
+/// were rendered once at load.
+struct Representation<'a> {
     encoding: Encoding,
-    etag: ETag,
+    etag: &'a ETag,
+    etag_value: &'a HeaderValue,
     content: Content,
 }
 
-impl Representation {
+impl Representation<'_> {
     /// Length, when the bytes are stable and known.
     fn len(&self) -> Option<u64> {
         match &self.content {
@@ -204,9 +206,13 @@ async fn serve(
         CacheStatus::Stale(_) => CacheLabel::Stale,
         CacheStatus::Bypass => CacheLabel::Bypass,
     };
-    let mut outcome = Outcome::plain(response::plain(StatusCode::OK, "", None));
-    outcome.cache = cache;
-    outcome.class = class;
+    let mut outcome = Outcome {
+        response: Response::new(response::empty()),
+        cache,
+        class,
+        saved_not_modified: 0,
+        saved_compression: 0,
+    };
 
     // 3. select
     let on_the_fly = encoding::is_compressible(&object.mime)
@@ -223,18 +229,23 @@ async fn serve(
         // is too big to hold a compressed variant, on-the-fly encodings are not offered for it.
         let streamed_only = object.body.is_none();
         let ranged = oreq.range.is_some();
-        let mut available: Vec<Encoding> = Encoding::COMPRESSED
-            .into_iter()
-            .filter(|e| object.sidecar(*e).is_some() || (on_the_fly && !(ranged && streamed_only)))
-            .collect();
-        available.push(Encoding::Identity);
-        oreq.accept_encoding.negotiate(&available)
+        let mut available = [Encoding::Identity; 4];
+        let mut n = 0;
+        for e in Encoding::COMPRESSED {
+            if object.sidecar(e).is_some() || (on_the_fly && !(ranged && streamed_only)) {
+                available[n] = e;
+                n += 1;
+            }
+        }
+        available[n] = Encoding::Identity;
+        let available = &available[..=n];
+        oreq.accept_encoding.negotiate(available)
     } else {
         Some(Encoding::Identity)
     };
     let headers = |etag| ObjectHeaders {
         etag,
-        last_modified: object.info.last_modified,
+        last_modified: &object.last_modified_value,
         policy,
         vary,
         cache_status: lookup.cache_status_header(),
@@ -264,7 +275,7 @@ async fn serve(
 
     // 4. decide
     let validators = Validators {
-        etag: &rep.etag,
+        etag: rep.etag,
         last_modified: Some(object.info.last_modified),
     };
     match conditional::evaluate(&oreq.conditions, oreq.method.as_method(), &validators) {
@@ -272,7 +283,7 @@ async fn serve(
         Precondition::NotModified => {
             let mut res = Response::new(response::empty());
             *res.status_mut() = StatusCode::NOT_MODIFIED;
-            headers(&rep.etag).write(res.headers_mut());
+            headers(rep.etag_value).write(res.headers_mut());
             outcome.saved_not_modified = rep.len().unwrap_or(object.info.size);
             outcome.response = res;
             return outcome;
@@ -284,7 +295,7 @@ async fn serve(
                 None,
             );
             res.headers_mut()
-                .insert(header::ETAG, rep.etag.header_value());
+                .insert(header::ETAG, rep.etag_value.clone());
             outcome.response = res;
             return outcome;
         }
@@ -305,8 +316,9 @@ async fn serve(
         outcome.saved_compression = object.info.size.saturating_sub(len);
     }
     let mut res = Response::new(response::empty());
+    res.headers_mut().reserve(16);
     let h = res.headers_mut();
-    headers(&rep.etag).write(h);
+    headers(rep.etag_value).write(h);
     if rep.encoding != Encoding::Identity {
         h.insert(header::CONTENT_ENCODING, rep.encoding.header_value());
     }
@@ -344,7 +356,7 @@ async fn serve(
                 header::CONTENT_LENGTH,
                 HeaderValue::from(multipart.content_length()),
             );
-            multipart_body(app.clone(), rep, multipart).await
+            multipart_body(app.clone(), rep.content, multipart).await
         }
         RangeDecision::Unsatisfiable => {
             let len = rep.len().unwrap_or(0);
@@ -358,8 +370,7 @@ async fn serve(
             if let Some(v) = vary.header_value() {
                 r.headers_mut().insert(header::VARY, v);
             }
-            r.headers_mut()
-                .insert(header::ETAG, rep.etag.header_value());
+            r.headers_mut().insert(header::ETAG, rep.etag_value.clone());
             outcome.response = r;
             return outcome;
         }
@@ -376,11 +387,11 @@ async fn serve(
 
 /// Picks the bytes for `encoding`: a sidecar, a cached compressed variant (made once), a
 /// compression stream for objects too big to hold, or identity.
-async fn select(
+async fn select<'a>(
     app: &Arc<App>,
-    object: &Arc<Object>,
+    object: &'a Arc<Object>,
     encoding: Encoding,
-) -> Result<Representation, StoreError> {
+) -> Result<Representation<'a>, StoreError> {
     if encoding == Encoding::Identity {
         let content = match &object.body {
             Some(b) => Content::Memory(b.clone()),
@@ -388,7 +399,8 @@ async fn select(
         };
         return Ok(Representation {
             encoding,
-            etag: object.etag.clone(),
+            etag: &object.etag,
+            etag_value: &object.etag_value,
             content,
         });
     }
@@ -399,15 +411,23 @@ async fn select(
         };
         return Ok(Representation {
             encoding,
-            etag: sidecar.etag.clone(),
+            etag: &sidecar.etag,
+            etag_value: &sidecar.etag_value,
             content,
         });
     }
-    let etag = object.etag.with_suffix(encoding.token());
+    let Some((etag, etag_value)) = object.variant_etag(encoding) else {
+        // Only compressible objects are offered on-the-fly encodings; never reached.
+        return Err(StoreError::Io {
+            store: "compression".into(),
+            source: std::io::Error::other("no variant ETag for an on-the-fly encoding"),
+        });
+    };
     let Some(body) = &object.body else {
         return Ok(Representation {
             encoding,
             etag,
+            etag_value,
             content: Content::Compress(object.info.clone(), encoding),
         });
     };
@@ -415,6 +435,7 @@ async fn select(
         return Ok(Representation {
             encoding,
             etag,
+            etag_value,
             content: Content::Memory(bytes),
         });
     }
@@ -429,11 +450,12 @@ async fn select(
     Ok(Representation {
         encoding,
         etag,
+        etag_value,
         content: Content::Memory(compressed),
     })
 }
 
-async fn full_body(app: &Arc<App>, rep: &Representation) -> Result<Body, StoreError> {
+async fn full_body(app: &Arc<App>, rep: &Representation<'_>) -> Result<Body, StoreError> {
     match &rep.content {
         Content::Memory(b) => Ok(response::full(b.clone())),
         Content::Store(info) => Ok(response::stream(app.stores.read(info, 0..info.size).await?)),
@@ -446,7 +468,7 @@ async fn full_body(app: &Arc<App>, rep: &Representation) -> Result<Body, StoreEr
 
 async fn range_body(
     app: &Arc<App>,
-    rep: &Representation,
+    rep: &Representation<'_>,
     r: std::ops::Range<u64>,
 ) -> Result<Body, StoreError> {
     match &rep.content {
@@ -463,7 +485,7 @@ async fn range_body(
 /// multipart/byteranges: each part's head, then its bytes, read part by part.
 async fn multipart_body(
     app: Arc<App>,
-    rep: Representation,
+    content: Content,
     multipart: Multipart,
 ) -> Result<Body, StoreError> {
     let closing = multipart.closing();
@@ -474,19 +496,19 @@ async fn multipart_body(
         .collect();
     // The first part's read is opened before the 206 is committed, so a failing store is a
     // clean 502 rather than an aborted multipart body; later parts open as the body streams.
-    let first: Option<BodyStream> = match (&rep.content, parts.first()) {
+    let first: Option<BodyStream> = match (&content, parts.first()) {
         (Content::Store(info), Some((_, r))) => Some(app.stores.read(info, r.clone()).await?),
         _ => None,
     };
     let first = Arc::new(parking_lot::Mutex::new(first));
-    let rep = Arc::new(rep);
+    let content = Arc::new(content);
     let chunks = stream::iter(parts.into_iter().enumerate()).then(move |(i, (head, r))| {
         let app = app.clone();
-        let rep = rep.clone();
+        let content = content.clone();
         let first = first.clone();
         async move {
             let opened = if i == 0 { first.lock().take() } else { None };
-            let data: BodyStream = match (&rep.content, opened) {
+            let data: BodyStream = match (&*content, opened) {
                 (_, Some(stream)) => stream,
                 (Content::Memory(b), None) => {
                     stream::iter([Ok(b.slice(r.start as usize..r.end as usize))]).boxed()

@@ -15,7 +15,6 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::UnsyncBoxBody};
 
-use crate::etag::ETag;
 use crate::policy::Policy;
 use crate::store::BodyStream;
 
@@ -70,10 +69,10 @@ impl Vary {
 
 /// Validator and caching headers shared by 200, 206, 304 (and the negotiated 406/416).
 pub struct ObjectHeaders<'a> {
-    /// ETag of the selected representation.
-    pub etag: &'a ETag,
-    /// Last modification (whole seconds).
-    pub last_modified: SystemTime,
+    /// ETag of the selected representation, rendered.
+    pub etag: &'a HeaderValue,
+    /// Last-Modified, rendered (never later than Date: see [`crate::object::Object`]).
+    pub last_modified: &'a HeaderValue,
     /// Cache policy for the object.
     pub policy: &'a Policy,
     /// Vary.
@@ -89,11 +88,8 @@ pub struct ObjectHeaders<'a> {
 impl ObjectHeaders<'_> {
     /// Writes the headers into `h`.
     pub fn write(&self, h: &mut HeaderMap) {
-        h.insert(header::ETAG, self.etag.header_value());
-        // Last-Modified is never later than Date (RFC 9110 §8.8.2.1).
-        let now = crate::store::whole_seconds(SystemTime::now());
-        let lm = self.last_modified.min(now);
-        h.insert(header::LAST_MODIFIED, http_date(lm));
+        h.insert(header::ETAG, self.etag.clone());
+        h.insert(header::LAST_MODIFIED, self.last_modified.clone());
         self.policy.apply(h);
         if self.private {
             h.insert(
