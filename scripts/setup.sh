@@ -5,8 +5,8 @@
 #   SETUP_SKIP_BUILD=1 scripts/setup.sh   # everything but the cargo pre-build
 #
 # What it does, each step only when needed (so running it twice is cheap and safe):
-#   1. Debian packages: prometheus (for promtool, used by scripts/check-prometheus.sh), nginx and
-#      wrk (benchmarks, benches/load/), python3-venv (only when python3 cannot make a venv).
+#   1. Debian packages: prometheus (for promtool, used by scripts/check-prometheus.sh), nginx,
+#      its brotli_static module, brotli and wrk (benchmarks, benches/load/), python3-venv (only when python3 cannot make a venv).
 #      `apt-get update` runs once, and only if something has to be installed.
 #   2. .venv/ in the repository (gitignored) with moto[server], the S3-compatible server the
 #      integration tests talk to (see scripts/start-moto.sh).
@@ -76,6 +76,10 @@ missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+# Benchmarks: the brotli CLI makes the .br sidecars, and nginx's brotli_static module lets the
+# nginx peer serve them too (an honest comparison for precompressed CSS).
+command -v brotli >/dev/null 2>&1 || missing+=(brotli)
+dpkg -s libnginx-mod-http-brotli-static >/dev/null 2>&1 || missing+=(libnginx-mod-http-brotli-static)
 
 # The venv module needs ensurepip, which Debian splits into python3-venv. A python3 from
 # elsewhere (pyenv here) has it built in.
@@ -101,10 +105,10 @@ if [[ ${#missing[@]} -gt 0 ]]; then
         if [[ ${#required[@]} -gt 0 ]]; then
             apt_install "${required[@]}" || die "could not install ${required[*]}"
         fi
-        log "warning: benchmark tools may be missing (nginx, wrk)"
+        log "warning: benchmark tools may be missing (nginx, wrk, brotli)"
     fi
 else
-    log "system packages present (promtool, nginx, wrk, python venv)"
+    log "system packages present (promtool, nginx, brotli, wrk, python venv)"
 fi
 
 # ---------------------------------------------------------------------------------------------
