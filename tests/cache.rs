@@ -215,14 +215,7 @@ async fn the_breaker_opens_after_five_failures_fails_fast_and_closes_after_a_goo
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let res = get_ok(&srv, "/x.bin").await;
     assert_eq!(res.bytes().await.unwrap().len(), 100);
-    let metrics = client()
-        .get(srv.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = srv.text("/metrics").await;
     assert!(metrics.contains("breaker"), "breaker state is exported");
     srv.stop().await;
 }
@@ -287,14 +280,7 @@ async fn the_byte_budget_holds_under_a_mixed_workload() {
         );
     }
     assert!(srv.app.cache.stats().evictions > 0);
-    let metrics = c
-        .get(srv.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = srv.text("/metrics").await;
     assert!(metrics.contains("evict"), "evictions are exported");
     srv.stop().await;
 }

@@ -61,14 +61,7 @@ async fn ten_misses_then_ninety_hits_give_a_hit_ratio_of_point_nine_and_exact_by
     assert!((traffic["hit_ratio"]["since_start"].as_f64().unwrap() - 0.9).abs() < 1e-9);
     assert!((traffic["hit_ratio"]["last_1m"].as_f64().unwrap() - 0.9).abs() < 1e-9);
     assert_eq!(traffic["bytes_sent"], expected_bytes);
-    let text = c
-        .get(srv.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = srv.text("/metrics").await;
     assert_eq!(
         metric_sum(&text, "cdn_origin_requests_total", "cache=\"hit\""),
         90.0
@@ -95,14 +88,7 @@ async fn ten_misses_then_ninety_hits_give_a_hit_ratio_of_point_nine_and_exact_by
         .await
         .unwrap();
     assert_eq!(res.status(), 304);
-    let text = c
-        .get(srv.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = srv.text("/metrics").await;
     assert_eq!(
         metric_sum(
             &text,
@@ -217,14 +203,7 @@ async fn metrics_pass_promtool() {
             .await
             .unwrap();
     }
-    let text = client()
-        .get(srv.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = srv.text("/metrics").await;
     let mut child = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())

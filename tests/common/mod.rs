@@ -29,6 +29,18 @@ impl TestServer {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// GETs `path` and returns the body as text.
+    pub async fn text(&self, path: &str) -> String {
+        client()
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Sends the shutdown signal and waits until the server returned.
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
