@@ -259,7 +259,8 @@ impl Stores {
         }
     }
 
-    /// Sets the breaker threshold and cooldown for every source.
+    /// Sets the breaker threshold and cooldown for every source (call before
+    /// [`Stores::with_metrics`], which attaches the metrics to the breakers).
     pub fn with_breakers(mut self, failures: u32, cooldown: Duration) -> Stores {
         self.breakers = self
             .sources
@@ -275,8 +276,14 @@ impl Stores {
         self
     }
 
-    /// Records store calls into `metrics`.
+    /// Records store calls and breaker state changes into `metrics`.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Stores {
+        for b in &mut self.breakers {
+            let m = metrics.clone();
+            b.set_observer(Arc::new(move |store, to| {
+                m.breaker_transition(store, crate::status::breaker_state(to));
+            }));
+        }
         self.metrics = Some(metrics);
         self
     }

@@ -216,7 +216,17 @@ async fn the_breaker_opens_after_five_failures_fails_fast_and_closes_after_a_goo
     let res = get_ok(&srv, "/x.bin").await;
     assert_eq!(res.bytes().await.unwrap().len(), 100);
     let metrics = srv.text("/metrics").await;
-    assert!(metrics.contains("breaker"), "breaker state is exported");
+    // Every state change is counted: closed -> open -> half-open -> closed.
+    for to in ["open", "half_open", "closed"] {
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("cdn_origin_breaker_transitions_total")
+                    && l.contains(&format!("to=\"{to}\""))
+            })
+            .unwrap_or_else(|| panic!("no transition to {to} in:\n{metrics}"));
+        assert!(line.ends_with(" 1"), "{line}");
+    }
     srv.stop().await;
 }
 

@@ -62,14 +62,27 @@ struct Inner {
     epoch: u64,
 }
 
+/// Called on every state change with the store name and the new state (metrics).
+pub type TransitionObserver = std::sync::Arc<dyn Fn(&str, BreakerState) + Send + Sync>;
+
 /// A circuit breaker for one store.
-#[derive(Debug)]
 pub struct CircuitBreaker {
     name: String,
     failure_threshold: u32,
     cooldown: Duration,
     inner: Mutex<Inner>,
     transitions: AtomicU64,
+    observer: Option<TransitionObserver>,
+}
+
+impl std::fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("name", &self.name)
+            .field("state", &self.state())
+            .field("transitions", &self.transitions())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Permission to send one request to the store; report its outcome.
@@ -98,7 +111,13 @@ impl CircuitBreaker {
                 epoch: 0,
             }),
             transitions: AtomicU64::new(0),
+            observer: None,
         }
+    }
+
+    /// Reports every state change to `observer` (the metrics counter of transitions).
+    pub fn set_observer(&mut self, observer: TransitionObserver) {
+        self.observer = Some(observer);
     }
 
     /// The store name this breaker guards.
@@ -163,6 +182,9 @@ impl CircuitBreaker {
             tracing::info!(store = %self.name, from = from.as_str(), to = to.as_str(), "circuit breaker state change");
         } else {
             tracing::warn!(store = %self.name, from = from.as_str(), to = to.as_str(), "circuit breaker state change");
+        }
+        if let Some(observer) = &self.observer {
+            observer(&self.name, to);
         }
     }
 
