@@ -127,9 +127,66 @@ impl App {
     pub async fn spawn_background(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
         self.health.probe_once().await;
         self.health.spawn_probes();
+        if self.settings.warm_up && self.settings.cache_size > 0 {
+            tokio::spawn(self.clone().warm_up());
+        }
         self.db
             .as_ref()
             .map(|db| db.spawn_minute_writer(self.metrics.clone(), self.settings.instance.clone()))
+    }
+
+    /// Lists every source and looks each servable key up through the hot cache, in search
+    /// order, until the cache budget is full: objects land in the cache and their content
+    /// hashes in the ETag memo before the first client asks. Keys a client could not request
+    /// (dotfiles, the private prefix, odd names) are skipped; listing errors end the warm-up of
+    /// that source with a log line, never the server.
+    pub async fn warm_up(self: Arc<Self>) {
+        use futures::StreamExt;
+        let started = std::time::Instant::now();
+        let (mut loaded, mut skipped) = (0u64, 0u64);
+        'sources: for source in self.stores.sources() {
+            let mut listing = source.store().list(None);
+            while let Some(item) = listing.next().await {
+                let meta = match item {
+                    Ok(meta) => meta,
+                    Err(e) => {
+                        tracing::warn!(store = %source.name, error = %e, "warm-up listing failed");
+                        break;
+                    }
+                };
+                let key = meta.location.to_string();
+                // The same rules as request mapping: no hidden segments, no odd characters.
+                let dotfiles = self.settings.serve_dotfiles;
+                let servable = !key.contains('\\')
+                    && !key.chars().any(char::is_control)
+                    && key
+                        .split('/')
+                        .all(|seg| !seg.starts_with('.') || dotfiles || seg == ".well-known");
+                let private = self
+                    .settings
+                    .private_prefix
+                    .as_deref()
+                    .is_some_and(|p| key.starts_with(p));
+                if !servable || private || meta.size > self.settings.cache_max_object {
+                    skipped += 1;
+                    continue;
+                }
+                if self.cache.lookup(&key).await.is_ok() {
+                    loaded += 1;
+                }
+                let stats = self.cache.stats();
+                if stats.bytes + self.settings.cache_max_object > stats.budget {
+                    break 'sources;
+                }
+            }
+        }
+        tracing::info!(
+            loaded,
+            skipped,
+            cache_bytes = self.cache.stats().bytes,
+            took_ms = started.elapsed().as_millis() as u64,
+            "warm-up done"
+        );
     }
 
     /// Stops the background writers and lets the last partial minute reach the database.

@@ -324,6 +324,10 @@ pub struct ServeArgs {
     /// Objects up to this size get a content-hash ETag; larger ones a derived one.
     #[arg(long, env = "CDN_ORIGIN_ETAG_HASH_LIMIT")]
     pub etag_hash_limit: Option<ByteSize>,
+    /// At start, list the sources and load objects into the hot cache (and their ETags into
+    /// the hash memo) in the background until the budget is full.
+    #[arg(long, env = "CDN_ORIGIN_WARM_UP", num_args = 0..=1, default_missing_value = "true")]
+    pub warm_up: Option<bool>,
     /// Hot cache budget (0 disables the cache).
     #[arg(long, env = "CDN_ORIGIN_CACHE_SIZE")]
     pub cache_size: Option<ByteSize>,
@@ -408,6 +412,7 @@ struct FileConfig {
     max_connections: Option<usize>,
     #[serde(default, deserialize_with = "from_str_value")]
     etag_hash_limit: Option<ByteSize>,
+    warm_up: Option<bool>,
     #[serde(default, deserialize_with = "from_str_value")]
     cache_size: Option<ByteSize>,
     #[serde(default, deserialize_with = "from_str_value")]
@@ -527,6 +532,8 @@ pub struct Settings {
     pub max_connections: usize,
     /// Content-hash ETags up to this size.
     pub etag_hash_limit: u64,
+    /// Warm the hot cache from a listing at start.
+    pub warm_up: bool,
     /// Hot cache budget in bytes.
     pub cache_size: u64,
     /// Largest cached object.
@@ -630,6 +637,7 @@ impl Settings {
             max_header_size: pick!(max_header_size, ByteSize(64 * 1024)).0 as usize,
             max_connections: pick!(max_connections, 10_000),
             etag_hash_limit: pick!(etag_hash_limit, mib(8)).0,
+            warm_up: pick!(warm_up, false),
             cache_size: pick!(cache_size, mib(256)).0,
             cache_max_object: pick!(cache_max_object, mib(8)).0,
             revalidate_after: pick!(revalidate_after, secs(30)).0,

@@ -382,3 +382,46 @@ async fn s3_outage_is_bridged_by_stale_copies() {
     assert!(res.status().is_server_error());
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn warm_up_fills_the_cache_before_the_first_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(CountingStore::new());
+    for i in 0..5u8 {
+        store
+            .put_bytes(&format!("w/{i}.bin"), bytes_of(2_000, i))
+            .await
+            .unwrap();
+    }
+    store
+        .put_bytes(".secret", b"hidden".to_vec())
+        .await
+        .unwrap();
+    let mut a = args(dir.path());
+    a.warm_up = Some(true);
+    let srv = start(a, Some(vec![Source::custom("counting", store.clone())])).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while srv.app.cache.stats().entries < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "warm-up did not load the objects"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let gets = store.gets();
+    for i in 0..5 {
+        let res = get_ok(&srv, &format!("/w/{i}.bin")).await;
+        assert!(
+            h(&res, "cache-status").contains("; hit"),
+            "{}",
+            h(&res, "cache-status")
+        );
+    }
+    assert_eq!(store.gets(), gets, "every object was already in the cache");
+    assert_eq!(
+        srv.app.cache.stats().entries,
+        5,
+        "the dotfile was not loaded"
+    );
+    srv.stop().await;
+}
