@@ -171,17 +171,31 @@ impl Loader {
     }
 
     /// Loads an object with its validators and sidecars; `None` when no source has it.
+    ///
+    /// A remote object small enough to hash or keep comes back with its metadata in one GET
+    /// ([`Stores::get_whole`]); a local one is `stat`ed and read with positional reads.
     pub async fn load(&self, key: &str) -> Result<Option<Object>, StoreError> {
-        let Some(info) = self.stores.head(key).await? else {
+        let limit = self.keep_body_limit.max(self.hash_limit);
+        let Some((info, body)) = self.stores.get_whole(key, limit).await? else {
             return Ok(None);
         };
-        self.load_known(key, info).await.map(Some)
+        self.build(key, info, body).await.map(Some)
     }
 
     /// Builds the object for metadata already looked up.
     pub async fn load_known(&self, key: &str, info: ObjectInfo) -> Result<Object, StoreError> {
+        self.build(key, info, None).await
+    }
+
+    /// Builds the object; `fetched` is the whole body when the lookup already brought it.
+    async fn build(
+        &self,
+        key: &str,
+        info: ObjectInfo,
+        fetched: Option<Bytes>,
+    ) -> Result<Object, StoreError> {
         let (content_type, mime) = content_type_for(key);
-        let (etag, body) = self.validators(&info).await?;
+        let (etag, body) = self.validators(&info, fetched).await?;
         let compressible = crate::encoding::is_compressible(&mime);
         let sidecars = if compressible {
             self.sidecars(key, &info, &etag).await?
@@ -217,22 +231,29 @@ impl Loader {
     }
 
     /// The ETag of `info`, and its body when it is small enough to keep.
-    async fn validators(&self, info: &ObjectInfo) -> Result<(ETag, Option<Bytes>), StoreError> {
+    async fn validators(
+        &self,
+        info: &ObjectInfo,
+        fetched: Option<Bytes>,
+    ) -> Result<(ETag, Option<Bytes>), StoreError> {
         let memo_key = MemoKey::of(info);
         let keep = info.size <= self.keep_body_limit;
         let remembered = self.memo.lock().get(&memo_key).cloned();
         if let Some(etag) = remembered {
-            let body = if keep {
-                Some(self.stores.read_all(info).await?)
-            } else {
-                None
+            let body = match (keep, fetched) {
+                (false, _) => None,
+                (true, Some(b)) => Some(b),
+                (true, None) => Some(self.stores.read_all(info).await?),
             };
             return Ok((etag, body));
         }
         if info.size > self.hash_limit {
-            return Ok((derived_etag(info), None));
+            return Ok((derived_etag(info), fetched.filter(|_| keep)));
         }
-        let bytes = self.stores.read_all(info).await?;
+        let bytes = match fetched {
+            Some(b) => b,
+            None => self.stores.read_all(info).await?,
+        };
         let etag = hash_bytes(bytes.clone()).await;
         self.memo.lock().put(memo_key, etag.clone());
         Ok((etag, keep.then_some(bytes)))
@@ -256,7 +277,7 @@ impl Loader {
         let mut found = Vec::new();
         for (encoding, result) in futures::future::join_all(lookups).await {
             let Some(info) = result? else { continue };
-            let (own, body) = self.validators(&info).await?;
+            let (own, body) = self.validators(&info, None).await?;
             let etag = ETag::derive(&[
                 identity_etag.opaque().as_bytes(),
                 encoding.token().as_bytes(),

@@ -363,15 +363,7 @@ impl Stores {
             self.timed(&source.name, source.store.head(&location))
                 .await
                 .and_then(|r| match r {
-                    Ok(meta) => Ok(Some(ObjectInfo {
-                        source: i,
-                        location: meta.location,
-                        size: meta.size,
-                        last_modified: whole_seconds(meta.last_modified.into()),
-                        store_etag: meta.e_tag,
-                        version: meta.version,
-                        mtime_nanos: 0,
-                    })),
+                    Ok(meta) => Ok(Some(remote_info(i, meta))),
                     Err(object_store::Error::NotFound { .. }) => Ok(None),
                     Err(source_err) => Err(StoreError::Backend {
                         store: source.name.clone(),
@@ -400,6 +392,119 @@ impl Stores {
             }
         }
         Ok(None)
+    }
+
+    /// Looks `key` up in every source in order, like [`Stores::head`], but asks a remote source
+    /// with one GET instead of a HEAD: an object of at most `limit` bytes comes back whole in
+    /// that single round trip (a cold miss costs one store request, not two). A larger object's
+    /// body is not read: its stream is dropped after the headers, and only its metadata is
+    /// returned. Local sources answer from `stat` as in [`Stores::head`] (no body).
+    pub async fn get_whole(
+        &self,
+        key: &str,
+        limit: u64,
+    ) -> Result<Option<(ObjectInfo, Option<Bytes>)>, StoreError> {
+        for (i, source) in self.sources.iter().enumerate() {
+            if source.local_root.is_some() {
+                if let Some(info) = self.head_in(i, key).await? {
+                    return Ok(Some((info, None)));
+                }
+                continue;
+            }
+            let Ok(location) = Path::parse(key) else {
+                return Ok(None);
+            };
+            if location.as_ref().is_empty() {
+                return Ok(None);
+            }
+            let permit = self.permit(i)?;
+            let started = Instant::now();
+            let result = self.fetch_whole(i, source, &location, limit).await;
+            self.note_slow(&source.name, "get", key, started);
+            if let Some(m) = &self.metrics {
+                let (outcome, bytes) = match &result {
+                    Ok(Some((_, body))) => (
+                        StoreOutcome::Ok,
+                        body.as_ref().map_or(0, |b| b.len() as u64),
+                    ),
+                    Ok(None) => (StoreOutcome::NotFound, 0),
+                    Err(e) if e.is_timeout() => (StoreOutcome::Timeout, 0),
+                    Err(_) => (StoreOutcome::Error, 0),
+                };
+                m.record_store(
+                    &source.name,
+                    StoreOp::Get,
+                    outcome,
+                    started.elapsed(),
+                    bytes,
+                );
+            }
+            match (permit, &result) {
+                (Some(p), Ok(_) | Err(StoreError::Io { .. })) => p.success(),
+                (Some(p), Err(_)) => p.failure(),
+                (None, _) => {}
+            }
+            match result? {
+                Some(found) => return Ok(Some(found)),
+                None => continue,
+            }
+        }
+        Ok(None)
+    }
+
+    async fn fetch_whole(
+        &self,
+        i: usize,
+        source: &Source,
+        location: &Path,
+        limit: u64,
+    ) -> Result<Option<(ObjectInfo, Option<Bytes>)>, StoreError> {
+        let name = &source.name;
+        let got = match self
+            .timed(name, source.store.get_opts(location, GetOptions::default()))
+            .await?
+        {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => {
+                return Err(StoreError::Backend {
+                    store: name.clone(),
+                    source: e,
+                });
+            }
+        };
+        let info = remote_info(i, got.meta.clone());
+        if info.size > limit {
+            return Ok(Some((info, None))); // dropping `got` abandons the body
+        }
+        let mut buf = BytesMut::with_capacity(info.size as usize);
+        let mut body = got.into_stream();
+        while let Some(chunk) = body.next().await {
+            // A body that breaks off is a transfer error (Io), like a broken stream in
+            // `read`: the store did answer, so it does not count towards the breaker.
+            let chunk = chunk.map_err(|e| io_to_store(name, io::Error::other(e)))?;
+            if buf.len() + chunk.len() > info.size as usize {
+                return Err(io_to_store(
+                    name,
+                    io::Error::other("store sent more bytes than announced"),
+                ));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        if buf.len() as u64 != info.size {
+            return Err(io_to_store(
+                name,
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "store body ended after {} of {} bytes",
+                        buf.len(),
+                        info.size
+                    ),
+                ),
+            ));
+        }
+        Ok(Some((info, Some(buf.freeze()))))
     }
 
     /// Reads the whole object into memory (small objects only: the caller checks the size).
@@ -507,6 +612,19 @@ impl Stores {
                 "slow store request"
             );
         }
+    }
+}
+
+/// Metadata of a remote object as we keep it.
+fn remote_info(i: usize, meta: object_store::ObjectMeta) -> ObjectInfo {
+    ObjectInfo {
+        source: i,
+        location: meta.location,
+        size: meta.size,
+        last_modified: whole_seconds(meta.last_modified.into()),
+        store_etag: meta.e_tag,
+        version: meta.version,
+        mtime_nanos: 0,
     }
 }
 

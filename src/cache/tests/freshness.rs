@@ -216,7 +216,11 @@ async fn not_found_is_remembered_for_negative_ttl() {
         assert!(again.object.is_none());
         assert_eq!(again.status, CacheStatus::Hit);
     }
-    assert_eq!(f.store.heads(), 1);
+    assert_eq!(
+        f.store.gets() + f.store.heads(),
+        1,
+        "one store lookup for 51 requests"
+    );
     f.put("nope.bin", "now here").await;
     tokio::time::sleep(PAST_FRESH).await;
     let found = f.lookup("nope.bin").await;
