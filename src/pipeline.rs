@@ -32,6 +32,7 @@ use crate::encoding::{self, Encoding};
 use crate::etag::ETag;
 use crate::metrics::{CacheLabel, ContentClass};
 use crate::object::Object;
+use crate::policy::PolicySet;
 use crate::range::{self, Multipart, RangeDecision};
 use crate::request::{ObjectMethod, ObjectRequest, PathError, map_path};
 use crate::response::{self, Body, ObjectHeaders, Vary};
@@ -145,7 +146,7 @@ pub async fn handle(app: &Arc<App>, req: &Request<hyper::body::Incoming>) -> Out
             .insert(response::CACHE_STATUS.clone(), lookup.cache_status_header());
         return Outcome::plain(res);
     };
-    serve(app, &oreq, &lookup, &object, private).await
+    serve(app, &policies, &oreq, &lookup, &object, private).await
 }
 
 /// 404, or a 308 to `/dir/` when `dir/index.html` exists (issue 2, point 3).
@@ -192,12 +193,12 @@ fn store_failure(e: &StoreError, error_policy: &crate::policy::Policy) -> Respon
 
 async fn serve(
     app: &Arc<App>,
+    policies: &PolicySet,
     oreq: &ObjectRequest,
     lookup: &Lookup,
     object: &Arc<Object>,
     private: bool,
 ) -> Outcome {
-    let policies = app.policies.current();
     let policy = policies.select(&oreq.target.path, &object.mime);
     let class = ContentClass::from_content_type(&object.mime);
     let cache = match lookup.status {

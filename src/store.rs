@@ -309,21 +309,10 @@ impl Stores {
         }
     }
 
-    fn observe<T>(
-        &self,
-        i: usize,
-        op: StoreOp,
-        started: Instant,
-        result: &Result<Option<T>, StoreError>,
-    ) {
-        let outcome = match result {
-            Ok(Some(_)) => StoreOutcome::Ok,
-            Ok(None) => StoreOutcome::NotFound,
-            Err(e) if e.is_timeout() => StoreOutcome::Timeout,
-            Err(_) => StoreOutcome::Error,
-        };
+    /// Records one store call in the metrics.
+    fn observe(&self, i: usize, op: StoreOp, outcome: StoreOutcome, started: Instant, bytes: u64) {
         if let Some(m) = &self.metrics {
-            m.record_store(self.name(i), op, outcome, started.elapsed(), 0);
+            m.record_store(self.name(i), op, outcome, started.elapsed(), bytes);
         }
     }
 
@@ -372,7 +361,7 @@ impl Stores {
                 })
         };
         self.note_slow(&source.name, "head", key, started);
-        self.observe(i, StoreOp::Head, started, &result);
+        self.observe(i, StoreOp::Head, outcome_of(&result), started, 0);
         if let Some(permit) = permit {
             // Not-found is a healthy answer; only failures count towards opening the breaker.
             if result.is_ok() {
@@ -421,24 +410,11 @@ impl Stores {
             let started = Instant::now();
             let result = self.fetch_whole(i, source, &location, limit).await;
             self.note_slow(&source.name, "get", key, started);
-            if let Some(m) = &self.metrics {
-                let (outcome, bytes) = match &result {
-                    Ok(Some((_, body))) => (
-                        StoreOutcome::Ok,
-                        body.as_ref().map_or(0, |b| b.len() as u64),
-                    ),
-                    Ok(None) => (StoreOutcome::NotFound, 0),
-                    Err(e) if e.is_timeout() => (StoreOutcome::Timeout, 0),
-                    Err(_) => (StoreOutcome::Error, 0),
-                };
-                m.record_store(
-                    &source.name,
-                    StoreOp::Get,
-                    outcome,
-                    started.elapsed(),
-                    bytes,
-                );
-            }
+            let bytes = match &result {
+                Ok(Some((_, Some(body)))) => body.len() as u64,
+                _ => 0,
+            };
+            self.observe(i, StoreOp::Get, outcome_of(&result), started, bytes);
             match (permit, &result) {
                 (Some(p), Ok(_) | Err(StoreError::Io { .. })) => p.success(),
                 (Some(p), Err(_)) => p.failure(),
@@ -541,7 +517,8 @@ impl Stores {
         let started = Instant::now();
         let opened = self.open(source, info, range).await;
         if let Err(e) = &opened {
-            self.observe::<()>(info.source, StoreOp::Get, started, &Err(clone_kind(e)));
+            // Successful reads are recorded when their stream ends (bytes known then).
+            self.observe(info.source, StoreOp::Get, error_outcome(e), started, 0);
         }
         match (permit, &opened) {
             (Some(p), Ok(_)) => p.success(),
@@ -628,16 +605,20 @@ fn remote_info(i: usize, meta: object_store::ObjectMeta) -> ObjectInfo {
     }
 }
 
-/// A cheap stand-in carrying only what [`Stores::observe`] looks at (timeout or not).
-fn clone_kind(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Timeout { store, after } => StoreError::Timeout {
-            store: store.clone(),
-            after: *after,
-        },
-        other => StoreError::Changed {
-            store: other.to_string(),
-        },
+/// How a lookup ended, for the metrics.
+fn outcome_of<T>(result: &Result<Option<T>, StoreError>) -> StoreOutcome {
+    match result {
+        Ok(Some(_)) => StoreOutcome::Ok,
+        Ok(None) => StoreOutcome::NotFound,
+        Err(e) => error_outcome(e),
+    }
+}
+
+fn error_outcome(e: &StoreError) -> StoreOutcome {
+    if e.is_timeout() {
+        StoreOutcome::Timeout
+    } else {
+        StoreOutcome::Error
     }
 }
 
