@@ -121,13 +121,11 @@ impl ETag {
     /// Parses exactly one entity tag, `"x"` or `W/"x"`, with optional surrounding whitespace.
     /// The `W/` prefix is case-sensitive (`weak = %s"W/"`).
     pub fn parse(s: &str) -> Option<ETag> {
-        let s = s.trim_matches(is_ows);
-        let (weak, rest) = match s.strip_prefix("W/") {
-            Some(rest) => (true, rest),
-            None => (false, s),
-        };
-        let opaque = rest.strip_prefix('"')?.strip_suffix('"')?;
-        Self::new(opaque, weak)
+        let (weak, opaque) = parse_tag(s)?;
+        Some(ETag {
+            opaque: opaque.into(),
+            weak,
+        })
     }
 
     /// The field value: `"x"` or `W/"x"`.
@@ -157,19 +155,78 @@ pub enum ETagList {
     Tags(Vec<ETag>),
 }
 
-/// Splits a list at commas that are outside double quotes (§5.6.1 lists of quoted items).
-/// Entity tags have no escapes, so a quote always toggles the state.
-fn split_members(value: &str) -> impl Iterator<Item = &str> {
+/// One entity tag, borrowed from the text it was read from: `(weak, opaque)`. The one parser
+/// of a single tag; [`ETag::parse`] owns its result, [`ETagField`] compares without copying.
+fn parse_tag(s: &str) -> Option<(bool, &str)> {
+    let s = s.trim_matches(is_ows);
+    let (weak, rest) = match s.strip_prefix("W/") {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let opaque = rest.strip_prefix('"')?.strip_suffix('"')?;
+    opaque.chars().all(is_etagc).then_some((weak, opaque))
+}
+
+/// A member of an entity-tag list.
+enum Member<'a> {
+    /// `*`.
+    Star,
+    /// A valid entity tag: `(weak, opaque)`.
+    Tag(bool, &'a str),
+    /// Anything else (skipped, see the module doc).
+    Invalid,
+}
+
+/// The members of a list, split at commas outside double quotes (§5.6.1 lists of quoted
+/// items). Entity tags have no escapes, so a quote always toggles the state. Works on bytes: a
+/// member that is not UTF-8 (obs-text) is [`Member::Invalid`], and since bytes 0x80-0xFF are
+/// never a quote or a comma, the split is the same as on the decoded text.
+fn members(value: &[u8]) -> impl Iterator<Item = Member<'_>> {
     let mut in_quotes = false;
     value
-        .split(move |c: char| {
-            if c == '"' {
+        .split(move |&b| {
+            if b == b'"' {
                 in_quotes = !in_quotes;
             }
-            c == ',' && !in_quotes
+            b == b',' && !in_quotes
         })
-        .map(|member| member.trim_matches(is_ows))
+        .map(|member| {
+            let start = member.iter().position(|&b| b != b' ' && b != b'\t');
+            let end = member.iter().rposition(|&b| b != b' ' && b != b'\t');
+            match (start, end) {
+                (Some(start), Some(end)) => &member[start..=end],
+                _ => &member[..0],
+            }
+        })
         .filter(|member| !member.is_empty())
+        .map(|member| match std::str::from_utf8(member) {
+            Ok("*") => Member::Star,
+            Ok(text) => {
+                parse_tag(text).map_or(Member::Invalid, |(weak, opaque)| Member::Tag(weak, opaque))
+            }
+            Err(_) => Member::Invalid,
+        })
+}
+
+/// Whether a list matches by `eq` (given `(weak, opaque)` of each member): `*` alone (one or
+/// more stars and nothing else) matches anything; otherwise some valid tag must satisfy `eq`.
+/// The one rule behind [`ETagList`] and [`ETagField`] matching.
+fn list_matches(value: &[u8], mut eq: impl FnMut(bool, &str) -> bool) -> bool {
+    let mut stars = 0usize;
+    let mut others = 0usize;
+    for member in members(value) {
+        match member {
+            Member::Star => stars += 1,
+            Member::Tag(weak, opaque) => {
+                if eq(weak, opaque) {
+                    return true;
+                }
+                others += 1;
+            }
+            Member::Invalid => others += 1,
+        }
+    }
+    stars > 0 && others == 0
 }
 
 impl ETagList {
@@ -200,20 +257,31 @@ impl ETagList {
         let mut tags = Vec::new();
         let mut stars = 0usize;
         let mut others = 0usize;
-        for member in split_members(value) {
-            if member == "*" {
-                stars += 1;
-                continue;
-            }
-            others += 1;
-            if let Some(tag) = ETag::parse(member) {
-                tags.push(tag);
+        for member in members(value.as_bytes()) {
+            match member {
+                Member::Star => stars += 1,
+                Member::Tag(weak, opaque) => {
+                    others += 1;
+                    tags.push(ETag {
+                        opaque: opaque.into(),
+                        weak,
+                    });
+                }
+                Member::Invalid => others += 1,
             }
         }
         if stars > 0 && others == 0 {
             ETagList::Any
         } else {
             ETagList::Tags(tags)
+        }
+    }
+
+    /// The tags of the list (none for `*`).
+    pub fn tags(&self) -> &[ETag] {
+        match self {
+            ETagList::Any => &[],
+            ETagList::Tags(tags) => tags,
         }
     }
 
@@ -232,6 +300,54 @@ impl ETagList {
             ETagList::Any => true,
             ETagList::Tags(tags) => tags.iter().any(|t| t.weak_eq(etag)),
         }
+    }
+}
+
+/// An `If-Match` or `If-None-Match` field as received, matched member by member without
+/// copying or allocating (the request path; [`ETagList`] is the parsed, owned form). Several
+/// field lines are joined into one comma list (§5.3), the only case that copies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ETagField(HeaderValue);
+
+impl ETagField {
+    /// The field from all its lines; `None` when the header is absent.
+    pub fn from_headers(values: GetAll<'_, HeaderValue>) -> Option<ETagField> {
+        let mut lines = values.iter();
+        let first = lines.next()?;
+        let Some(second) = lines.next() else {
+            return Some(ETagField(first.clone()));
+        };
+        let mut joined = first.as_bytes().to_vec();
+        for line in std::iter::once(second).chain(lines) {
+            joined.push(b',');
+            joined.extend_from_slice(line.as_bytes());
+        }
+        // Joining valid field values with a comma gives a valid field value.
+        Some(ETagField(
+            HeaderValue::from_bytes(&joined).unwrap_or_else(|_| HeaderValue::from_static("")),
+        ))
+    }
+
+    /// The field holding exactly this value (one field line).
+    pub fn new(value: HeaderValue) -> ETagField {
+        ETagField(value)
+    }
+
+    /// The parsed, owned list.
+    pub fn list(&self) -> ETagList {
+        ETagList::parse(&String::from_utf8_lossy(self.0.as_bytes()))
+    }
+
+    /// [`ETagList::matches_strong`] on the field as received.
+    pub fn matches_strong(&self, etag: &ETag) -> bool {
+        list_matches(self.0.as_bytes(), |weak, opaque| {
+            !weak && !etag.weak && opaque == &*etag.opaque
+        })
+    }
+
+    /// [`ETagList::matches_weak`] on the field as received.
+    pub fn matches_weak(&self, etag: &ETag) -> bool {
+        list_matches(self.0.as_bytes(), |_, opaque| opaque == &*etag.opaque)
     }
 }
 
@@ -440,6 +556,22 @@ mod tests {
         ) {
             let text = tags.iter().map(ToString::to_string).collect::<Vec<_>>().join(&sep);
             prop_assert_eq!(ETagList::parse(&text), ETagList::Tags(tags));
+        }
+
+        #[test]
+        fn field_matches_exactly_like_the_parsed_list(
+            value in "[ -~\t]{0,40}",
+            tag in etag_strategy(),
+        ) {
+            let header = HeaderValue::from_str(&value).unwrap();
+            let field = ETagField::new(header);
+            let list = ETagList::parse(&value);
+            prop_assert_eq!(field.list(), list.clone());
+            prop_assert_eq!(field.matches_strong(&tag), list.matches_strong(&tag));
+            prop_assert_eq!(field.matches_weak(&tag), list.matches_weak(&tag));
+            let listed = HeaderValue::from_str(&format!("{value}, {tag}")).unwrap();
+            let listed = ETagField::new(listed);
+            prop_assert_eq!(listed.matches_weak(&tag), ETagList::parse(&format!("{value}, {tag}")).matches_weak(&tag));
         }
 
         #[test]

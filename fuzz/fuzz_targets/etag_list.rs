@@ -1,13 +1,24 @@
 //! `etag::ETagList::parse` and `etag::ETag::parse` on any text (RFC 9110 §8.8.3, §13.1.1-2).
 //!
 //! Besides "never panics": every tag that parses prints back to a header value that parses to
-//! the same tag, every tag matches itself weakly, and strongly exactly when it is strong.
+//! the same tag, every tag matches itself weakly, and strongly exactly when it is strong; and
+//! the request path's `ETagField` (matching on the raw bytes, any bytes a header may hold)
+//! answers exactly like the parsed list.
 #![no_main]
 
-use cdn_origin::etag::{ETag, ETagList};
+use cdn_origin::etag::{ETag, ETagField, ETagList};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(value) = http::HeaderValue::from_bytes(data) {
+        let field = ETagField::new(value);
+        let list = field.list();
+        let text = String::from_utf8_lossy(data);
+        for tag in ETagList::parse(&text).tags().iter().chain([&ETag::strong("x").unwrap()]) {
+            assert_eq!(field.matches_weak(tag), list.matches_weak(tag), "{text:?}");
+            assert_eq!(field.matches_strong(tag), list.matches_strong(tag), "{text:?}");
+        }
+    }
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
