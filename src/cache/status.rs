@@ -12,7 +12,7 @@
 //!   the stale entry was served anyway (stale-if-error);
 //! - `fwd=bypass` when the cache is disabled.
 
-use std::fmt::Write as _;
+use std::io::{Cursor, Write as _};
 use std::sync::Arc;
 
 use http::HeaderValue;
@@ -63,30 +63,36 @@ impl Lookup {
     /// The `Cache-Status` field value for this lookup (RFC 9211), for example
     /// `cdn-origin; hit; ttl=12` or `cdn-origin; fwd=uri-miss; stored`.
     pub fn cache_status_header(&self) -> HeaderValue {
-        let mut v = String::from(CACHE_NAME);
-        match self.status {
-            CacheStatus::Hit => v.push_str("; hit"),
-            CacheStatus::Stale(StaleReason::Revalidating) => v.push_str("; hit"),
-            CacheStatus::Stale(StaleReason::StoreError) => v.push_str("; fwd=stale"),
-            CacheStatus::Miss => v.push_str("; fwd=uri-miss"),
-            CacheStatus::Bypass => v.push_str("; fwd=bypass"),
-        }
+        // Written into a stack buffer, so the only allocation is the `HeaderValue` itself
+        // (this runs once per response). The longest value, with an i64 ttl, is under 100
+        // bytes.
+        let mut buf = [0u8; 128];
+        let mut v = Cursor::new(&mut buf[..]);
+        let _ = v.write_all(CACHE_NAME.as_bytes());
+        let _ = v.write_all(match self.status {
+            CacheStatus::Hit | CacheStatus::Stale(StaleReason::Revalidating) => b"; hit",
+            CacheStatus::Stale(StaleReason::StoreError) => b"; fwd=stale",
+            CacheStatus::Miss => b"; fwd=uri-miss",
+            CacheStatus::Bypass => b"; fwd=bypass",
+        });
         if let Some(ttl) = self.ttl {
             let _ = write!(v, "; ttl={ttl}");
         }
         if self.stored && matches!(self.status, CacheStatus::Miss) {
-            v.push_str("; stored");
+            let _ = v.write_all(b"; stored");
         }
         if self.collapsed && matches!(self.status, CacheStatus::Miss | CacheStatus::Bypass) {
-            v.push_str("; collapsed");
+            let _ = v.write_all(b"; collapsed");
         }
-        match self.status {
-            CacheStatus::Stale(StaleReason::Revalidating) => v.push_str("; detail=revalidating"),
-            CacheStatus::Stale(StaleReason::StoreError) => v.push_str("; detail=store-error"),
-            _ => {}
-        }
+        let _ = v.write_all(match self.status {
+            CacheStatus::Stale(StaleReason::Revalidating) => b"; detail=revalidating",
+            CacheStatus::Stale(StaleReason::StoreError) => b"; detail=store-error",
+            _ => b"",
+        });
+        let len = usize::try_from(v.position()).unwrap_or(0);
         // Only ASCII tokens and integers are written above, so this cannot fail.
-        HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(CACHE_NAME))
+        HeaderValue::from_bytes(&buf[..len])
+            .unwrap_or_else(|_| HeaderValue::from_static(CACHE_NAME))
     }
 }
 
