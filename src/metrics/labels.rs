@@ -18,6 +18,21 @@ macro_rules! label_enum {
             pub const fn as_str(self) -> &'static str {
                 match self { $($ty::$variant => $text),+ }
             }
+
+            /// Every value, in the order of the table above.
+            // Not every label needs ALL, COUNT and index; the crate-private ones may not use them.
+            #[allow(dead_code)]
+            pub const ALL: [$ty; [$($text),+].len()] = [$($ty::$variant),+];
+
+            /// How many values the label has.
+            #[allow(dead_code)]
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// This value's position in declaration order, `0..COUNT`.
+            #[allow(dead_code)]
+            pub const fn index(self) -> usize {
+                self as usize
+            }
         }
         impl EncodeLabelValue for $ty {
             fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
@@ -222,15 +237,6 @@ pub enum BreakerState {
 }
 label_enum!(BreakerState { Closed => "closed", Open => "open", HalfOpen => "half_open" });
 
-impl BreakerState {
-    /// All states, for the one-hot state gauge.
-    pub const ALL: [BreakerState; 3] = [
-        BreakerState::Closed,
-        BreakerState::Open,
-        BreakerState::HalfOpen,
-    ];
-}
-
 /// Why bytes were not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum SavedReason {
@@ -255,6 +261,20 @@ pub(crate) struct RequestLabels {
     pub status: StatusClass,
     pub cache: CacheLabel,
     pub class: ContentClass,
+}
+
+impl RequestLabels {
+    /// How many distinct label sets there are.
+    pub const COUNT: usize =
+        MethodLabel::COUNT * StatusClass::COUNT * CacheLabel::COUNT * ContentClass::COUNT;
+
+    /// A dense index of this label set, `0..COUNT`, for tables of metric handles.
+    pub fn index(&self) -> usize {
+        ((self.method.index() * StatusClass::COUNT + self.status.index()) * CacheLabel::COUNT
+            + self.cache.index())
+            * ContentClass::COUNT
+            + self.class.index()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -307,6 +327,30 @@ pub(crate) struct CheckLabels {
 mod tests {
     use super::*;
     use http::StatusCode;
+
+    #[test]
+    fn request_label_index_is_dense_and_one_to_one() {
+        let mut seen = vec![false; RequestLabels::COUNT];
+        for method in MethodLabel::ALL {
+            for status in StatusClass::ALL {
+                for cache in CacheLabel::ALL {
+                    for class in ContentClass::ALL {
+                        let labels = RequestLabels {
+                            method,
+                            status,
+                            cache,
+                            class,
+                        };
+                        let i = labels.index();
+                        assert!(i < RequestLabels::COUNT, "{labels:?} -> {i}");
+                        assert!(!seen[i], "{labels:?} shares index {i}");
+                        seen[i] = true;
+                    }
+                }
+            }
+        }
+        assert!(seen.iter().all(|s| *s));
+    }
 
     #[test]
     fn content_types_fall_into_their_class() {

@@ -47,8 +47,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use window::{AtomicTally, Tally, Window};
 
@@ -89,6 +89,28 @@ pub struct RequestRecord<'a> {
     pub latency: Duration,
 }
 
+/// Handles to the per-request series, by dense label index ([`RequestLabels::index`]), each
+/// filled on its first use. A handle shares its value with the series in the family (the
+/// metric types are `Arc`s inside), so the request path costs an array index instead of the
+/// family's read lock and a hash of the label set, and the exposition is unchanged: a series
+/// still appears only once it has been used.
+#[derive(Debug)]
+struct RequestHandles {
+    requests: Box<[OnceLock<Counter>]>,
+    body_bytes: Box<[OnceLock<Counter>]>,
+    duration: [OnceLock<Histogram>; CacheLabel::COUNT],
+}
+
+impl Default for RequestHandles {
+    fn default() -> RequestHandles {
+        RequestHandles {
+            requests: (0..RequestLabels::COUNT).map(|_| OnceLock::new()).collect(),
+            body_bytes: (0..RequestLabels::COUNT).map(|_| OnceLock::new()).collect(),
+            duration: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+}
+
 /// The process-wide metrics, shared as `Arc<Metrics>`.
 #[derive(Debug)]
 pub struct Metrics {
@@ -118,6 +140,7 @@ pub struct Metrics {
     db_checks: Family<CheckLabels, Counter>,
     store_names: RwLock<HashSet<Arc<str>>>,
     other_store: Arc<str>,
+    handles: RequestHandles,
     totals: AtomicTally,
     window: Window,
     taken: Mutex<Tally>,
@@ -163,6 +186,7 @@ impl Metrics {
             db_checks: Family::default(),
             store_names: RwLock::new(HashSet::new()),
             other_store: Arc::from("other"),
+            handles: RequestHandles::default(),
             totals: AtomicTally::default(),
             window: Window::new(),
             taken: Mutex::new(Tally::default()),
@@ -188,9 +212,12 @@ impl Metrics {
             cache: r.cache,
             class: r.class,
         };
-        self.requests.get_or_create(&labels).inc();
+        let i = labels.index();
+        self.handles.requests[i]
+            .get_or_init(|| self.requests.get_or_create(&labels).clone())
+            .inc();
         if r.body_bytes > 0 {
-            self.body_bytes.get_or_create(&labels).inc_by(r.body_bytes);
+            self.body_bytes_handle(&labels, i).inc_by(r.body_bytes);
         }
         for (reason, n) in [
             (SavedReason::NotModified, r.saved_not_modified),
@@ -205,8 +232,12 @@ impl Metrics {
                     .inc_by(n);
             }
         }
-        self.request_duration
-            .get_or_create(&CacheOnlyLabels { cache: r.cache })
+        self.handles.duration[r.cache.index()]
+            .get_or_init(|| {
+                self.request_duration
+                    .get_or_create(&CacheOnlyLabels { cache: r.cache })
+                    .clone()
+            })
             .observe(r.latency.as_secs_f64());
         let tally = Tally {
             requests: 1,
@@ -242,13 +273,18 @@ impl Metrics {
             cache,
             class,
         };
-        self.body_bytes.get_or_create(&labels).inc_by(n);
+        self.body_bytes_handle(&labels, labels.index()).inc_by(n);
         let tally = Tally {
             bytes_sent: n,
             ..Tally::default()
         };
         self.totals.add(&tally);
         self.window.add(self.elapsed_second(), &tally);
+    }
+
+    /// The `body_bytes` counter of one label set (`i` is `labels.index()`).
+    fn body_bytes_handle(&self, labels: &RequestLabels, i: usize) -> &Counter {
+        self.handles.body_bytes[i].get_or_init(|| self.body_bytes.get_or_create(labels).clone())
     }
 
     /// The interned label value for a store name; bounded by [`MAX_STORE_NAMES`].
