@@ -321,6 +321,10 @@ pub struct ServeArgs {
     /// Most open connections; more are refused with 503.
     #[arg(long, env = "CDN_ORIGIN_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Event loops serving connections, each a single-threaded runtime on its own thread
+    /// (default: one per CPU).
+    #[arg(long, env = "CDN_ORIGIN_EVENT_LOOPS")]
+    pub event_loops: Option<usize>,
     /// Objects up to this size get a content-hash ETag; larger ones a derived one.
     #[arg(long, env = "CDN_ORIGIN_ETAG_HASH_LIMIT")]
     pub etag_hash_limit: Option<ByteSize>,
@@ -410,6 +414,7 @@ struct FileConfig {
     #[serde(default, deserialize_with = "from_str_value")]
     max_header_size: Option<ByteSize>,
     max_connections: Option<usize>,
+    event_loops: Option<usize>,
     #[serde(default, deserialize_with = "from_str_value")]
     etag_hash_limit: Option<ByteSize>,
     warm_up: Option<bool>,
@@ -530,6 +535,8 @@ pub struct Settings {
     pub max_header_size: usize,
     /// Maximum open connections.
     pub max_connections: usize,
+    /// Event loops (threads) that serve connections.
+    pub event_loops: usize,
     /// Content-hash ETags up to this size.
     pub etag_hash_limit: u64,
     /// Warm the hot cache from a listing at start.
@@ -636,6 +643,10 @@ impl Settings {
             idle_timeout: pick!(idle_timeout, secs(60)).0,
             max_header_size: pick!(max_header_size, ByteSize(64 * 1024)).0 as usize,
             max_connections: pick!(max_connections, 10_000),
+            event_loops: pick!(
+                event_loops,
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            ),
             etag_hash_limit: pick!(etag_hash_limit, mib(8)).0,
             warm_up: pick!(warm_up, false),
             cache_size: pick!(cache_size, mib(256)).0,
@@ -686,6 +697,9 @@ impl Settings {
         }
         if self.max_connections == 0 {
             problems.push("max_connections: must be at least 1".into());
+        }
+        if !(1..=1024).contains(&self.event_loops) {
+            problems.push("event_loops: must be between 1 and 1024".into());
         }
         if self.cache_size > 0 && self.cache_max_object > self.cache_size {
             problems.push(format!(

@@ -11,6 +11,7 @@
 //! to the drain timeout, then return so the process exits 0.
 
 pub mod idle;
+pub mod loops;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,10 +23,10 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::app::App;
 
@@ -51,6 +52,13 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let Server { listener, app } = self;
         let settings = &app.settings;
+        let loops = match loops::EventLoops::start(settings.event_loops) {
+            Ok(loops) => loops,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the event loops");
+                return;
+            }
+        };
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -65,10 +73,14 @@ impl Server {
             .max_concurrent_streams(256)
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(settings.header_read_timeout.min(Duration::from_secs(20)));
+        let builder = Arc::new(builder);
         let graceful = GracefulShutdown::new();
         let permits = Arc::new(Semaphore::new(settings.max_connections));
-        let idle = settings.idle_timeout;
-        tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
+        tracing::info!(
+            addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            event_loops = loops.len(),
+            "listening"
+        );
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -82,55 +94,28 @@ impl Server {
                             continue;
                         }
                     };
-                    let _ = stream.set_nodelay(true);
                     let Ok(permit) = permits.clone().try_acquire_owned() else {
                         tracing::warn!(%peer, "connection cap reached; refusing");
                         tokio::spawn(refuse(stream));
                         continue;
                     };
-                    // hyper's header-read timeout covers HTTP/1 only: a connection must have
-                    // produced its first request within that time on either protocol, or it
-                    // is dropped (h2c slowloris: a dribbled preface or request head).
-                    let served = Arc::new(AtomicBool::new(false));
-                    let app_for_conn = app.clone();
-                    let served_in_service = served.clone();
-                    let service = service_fn(move |req| {
-                        served_in_service.store(true, Ordering::Relaxed);
-                        let app = app_for_conn.clone();
-                        async move { Ok::<_, Infallible>(crate::router::route(&app, req).await) }
-                    });
-                    let io = TokioIo::new(idle::IdleTimeout::new(stream, idle));
-                    let conn = builder.serve_connection(io, service).into_owned();
-                    let conn = graceful.watch(conn);
-                    let metrics = app.metrics.clone();
-                    let first_request_deadline = settings.header_read_timeout;
-                    metrics.connection_opened();
-                    tokio::spawn(async move {
-                        tokio::pin!(conn);
-                        let deadline = tokio::time::sleep(first_request_deadline);
-                        tokio::pin!(deadline);
-                        let mut deadline_passed = false;
-                        let result = loop {
-                            tokio::select! {
-                                r = &mut conn => break Some(r),
-                                () = &mut deadline, if !deadline_passed => {
-                                    deadline_passed = true;
-                                    if !served.load(Ordering::Relaxed) {
-                                        break None;
-                                    }
-                                }
-                            }
-                        };
-                        match result {
-                            Some(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "connection ended with an error");
-                            }
-                            None => tracing::debug!(%peer, "no request within the header timeout; closed"),
-                            Some(Ok(())) => {}
+                    // Deregistered from this runtime's reactor; the loop registers it with its
+                    // own when it first polls the connection.
+                    let stream = match stream.into_std() {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            tracing::warn!(%peer, error = %e, "cannot hand the connection over");
+                            continue;
                         }
-                        metrics.connection_closed();
-                        drop(permit);
-                    });
+                    };
+                    let connection = Connection {
+                        app: app.clone(),
+                        builder: builder.clone(),
+                        watcher: graceful.watcher(),
+                        peer,
+                        _permit: permit,
+                    };
+                    loops.spawn_connection(connection.serve(stream));
                 }
                 () = &mut shutdown => break,
             }
@@ -146,6 +131,77 @@ impl Server {
                 tracing::warn!("drain timeout passed; closing remaining connections");
             }
         }
+        loops.stop().await;
+    }
+}
+
+/// One accepted connection, on its way to an event loop.
+struct Connection {
+    app: Arc<App>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+    peer: SocketAddr,
+    /// Held for the life of the connection (the connection cap).
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Connection {
+    /// Serves the connection to its end, on the event loop that polls this future.
+    async fn serve(self, stream: std::net::TcpStream) {
+        let Connection {
+            app,
+            builder,
+            watcher,
+            peer,
+            _permit,
+        } = self;
+        let stream = match TcpStream::from_std(stream) {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "cannot register the connection");
+                return;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let settings = &app.settings;
+        // hyper's header-read timeout covers HTTP/1 only: a connection must have produced its
+        // first request within that time on either protocol, or it is dropped (h2c slowloris:
+        // a dribbled preface or request head).
+        let served = Arc::new(AtomicBool::new(false));
+        let app_for_conn = app.clone();
+        let served_in_service = served.clone();
+        let service = service_fn(move |req| {
+            served_in_service.store(true, Ordering::Relaxed);
+            let app = app_for_conn.clone();
+            async move { Ok::<_, Infallible>(crate::router::route(&app, req).await) }
+        });
+        let io = TokioIo::new(idle::IdleTimeout::new(stream, settings.idle_timeout));
+        let conn = watcher.watch(builder.serve_connection(io, service).into_owned());
+        tokio::pin!(conn);
+        let deadline = tokio::time::sleep(settings.header_read_timeout);
+        tokio::pin!(deadline);
+        let metrics = &app.metrics;
+        metrics.connection_opened();
+        let mut deadline_passed = false;
+        let result = loop {
+            tokio::select! {
+                r = &mut conn => break Some(r),
+                () = &mut deadline, if !deadline_passed => {
+                    deadline_passed = true;
+                    if !served.load(Ordering::Relaxed) {
+                        break None;
+                    }
+                }
+            }
+        };
+        match result {
+            Some(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            None => tracing::debug!(%peer, "no request within the header timeout; closed"),
+            Some(Ok(())) => {}
+        }
+        metrics.connection_closed();
     }
 }
 
