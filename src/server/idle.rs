@@ -4,8 +4,9 @@
 //! or a client that stops reading a large body, would otherwise hold a socket (and, for a
 //! stalled write, a body stream) forever. Progress on a read *or* a write resets the clock, so
 //! a long download to a client that reads steadily is never cut. The deadline is re-armed
-//! lazily: a chunk only stores `Instant::now()`, and the timer is reset only when it fires
-//! early, so the hot path costs no timer operations per chunk.
+//! lazily: a completed read or write only sets a flag; the clock is read when an operation
+//! next has to wait, and the timer, armed once, is moved only when it fires early (there was
+//! progress since it was armed). So a request costs one clock read and no timer-wheel update.
 
 use std::io;
 use std::pin::Pin;
@@ -24,6 +25,7 @@ pin_project! {
         timer: Pin<Box<Sleep>>,
         timeout: Duration,
         last_progress: Instant,
+        progressed: bool,
     }
 }
 
@@ -36,6 +38,7 @@ impl<T> IdleTimeout<T> {
             timer: Box::pin(tokio::time::sleep_until(now + timeout)),
             timeout,
             last_progress: now,
+            progressed: false,
         }
     }
 }
@@ -43,24 +46,29 @@ impl<T> IdleTimeout<T> {
 /// Called when an operation is pending: fails once the connection has been idle too long.
 fn check_idle(
     mut timer: Pin<&mut Sleep>,
-    last_progress: Instant,
+    last_progress: &mut Instant,
+    progressed: &mut bool,
     timeout: Duration,
     cx: &mut Context<'_>,
 ) -> Poll<io::Error> {
+    if std::mem::take(progressed) {
+        *last_progress = Instant::now();
+    }
+    // The timer's deadline is never later than `last_progress + timeout`: it was set from an
+    // older `last_progress`. When it fires early, move it to the real deadline.
     loop {
-        let deadline = last_progress + timeout;
-        if timer.deadline() != deadline {
-            timer.as_mut().reset(deadline);
-        }
         match timer.as_mut().poll(cx) {
-            Poll::Ready(()) if Instant::now() >= deadline => {
-                return Poll::Ready(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "connection idle timeout",
-                ));
-            }
-            Poll::Ready(()) => continue,
             Poll::Pending => return Poll::Pending,
+            Poll::Ready(()) => {
+                let deadline = *last_progress + timeout;
+                if Instant::now() >= deadline {
+                    return Poll::Ready(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "connection idle timeout",
+                    ));
+                }
+                timer.as_mut().reset(deadline);
+            }
         }
     }
 }
@@ -74,12 +82,17 @@ impl<T: AsyncRead> AsyncRead for IdleTimeout<T> {
         let this = self.project();
         match this.inner.poll_read(cx, buf) {
             Poll::Ready(r) => {
-                *this.last_progress = Instant::now();
+                *this.progressed = true;
                 Poll::Ready(r)
             }
-            Poll::Pending => {
-                check_idle(this.timer.as_mut(), *this.last_progress, *this.timeout, cx).map(Err)
-            }
+            Poll::Pending => check_idle(
+                this.timer.as_mut(),
+                this.last_progress,
+                this.progressed,
+                *this.timeout,
+                cx,
+            )
+            .map(Err),
         }
     }
 }
@@ -93,12 +106,17 @@ impl<T: AsyncWrite> AsyncWrite for IdleTimeout<T> {
         let this = self.project();
         match this.inner.poll_write(cx, buf) {
             Poll::Ready(r) => {
-                *this.last_progress = Instant::now();
+                *this.progressed = true;
                 Poll::Ready(r)
             }
-            Poll::Pending => {
-                check_idle(this.timer.as_mut(), *this.last_progress, *this.timeout, cx).map(Err)
-            }
+            Poll::Pending => check_idle(
+                this.timer.as_mut(),
+                this.last_progress,
+                this.progressed,
+                *this.timeout,
+                cx,
+            )
+            .map(Err),
         }
     }
 
@@ -110,12 +128,17 @@ impl<T: AsyncWrite> AsyncWrite for IdleTimeout<T> {
         let this = self.project();
         match this.inner.poll_write_vectored(cx, bufs) {
             Poll::Ready(r) => {
-                *this.last_progress = Instant::now();
+                *this.progressed = true;
                 Poll::Ready(r)
             }
-            Poll::Pending => {
-                check_idle(this.timer.as_mut(), *this.last_progress, *this.timeout, cx).map(Err)
-            }
+            Poll::Pending => check_idle(
+                this.timer.as_mut(),
+                this.last_progress,
+                this.progressed,
+                *this.timeout,
+                cx,
+            )
+            .map(Err),
         }
     }
 
@@ -129,5 +152,48 @@ impl<T: AsyncWrite> AsyncWrite for IdleTimeout<T> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.project().inner.poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_times_out_after_the_timeout() {
+        let (client, server) = tokio::io::duplex(64);
+        let mut io = IdleTimeout::new(server, TIMEOUT);
+        let started = Instant::now();
+        let err = io.read_u8().await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), TIMEOUT);
+        drop(client);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn progress_moves_the_deadline_and_the_last_byte_starts_the_clock() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut io = IdleTimeout::new(server, TIMEOUT);
+        let started = Instant::now();
+        let writer = tokio::spawn(async move {
+            for i in 0..5u8 {
+                tokio::time::sleep(TIMEOUT * 6 / 10).await;
+                client.write_u8(i).await.unwrap();
+            }
+            client
+        });
+        // Five bytes 6 s apart: 30 s in all, three times the timeout, never idle for 10 s.
+        for i in 0..5u8 {
+            assert_eq!(io.read_u8().await.unwrap(), i);
+        }
+        let last_byte = started.elapsed();
+        assert_eq!(last_byte, TIMEOUT * 3);
+        let _client = writer.await.unwrap();
+        let err = io.read_u8().await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), last_byte + TIMEOUT);
     }
 }
