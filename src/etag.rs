@@ -167,21 +167,11 @@ fn parse_tag(s: &str) -> Option<(bool, &str)> {
     opaque.chars().all(is_etagc).then_some((weak, opaque))
 }
 
-/// A member of an entity-tag list.
-enum Member<'a> {
-    /// `*`.
-    Star,
-    /// A valid entity tag: `(weak, opaque)`.
-    Tag(bool, &'a str),
-    /// Anything else (skipped, see the module doc).
-    Invalid,
-}
-
 /// The members of a list, split at commas outside double quotes (§5.6.1 lists of quoted
-/// items). Entity tags have no escapes, so a quote always toggles the state. Works on bytes: a
-/// member that is not UTF-8 (obs-text) is [`Member::Invalid`], and since bytes 0x80-0xFF are
-/// never a quote or a comma, the split is the same as on the decoded text.
-fn members(value: &[u8]) -> impl Iterator<Item = Member<'_>> {
+/// items) and trimmed of optional whitespace. Entity tags have no escapes, so a quote always
+/// toggles the state. Works on bytes: bytes 0x80-0xFF (obs-text) are never a quote or a
+/// comma, so the split is the same as on the decoded text.
+fn members(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut in_quotes = false;
     value
         .split(move |&b| {
@@ -199,31 +189,30 @@ fn members(value: &[u8]) -> impl Iterator<Item = Member<'_>> {
             }
         })
         .filter(|member| !member.is_empty())
-        .map(|member| match std::str::from_utf8(member) {
-            Ok("*") => Member::Star,
-            Ok(text) => {
-                parse_tag(text).map_or(Member::Invalid, |(weak, opaque)| Member::Tag(weak, opaque))
-            }
-            Err(_) => Member::Invalid,
-        })
 }
 
-/// Whether a list matches by `eq` (given `(weak, opaque)` of each member): `*` alone (one or
-/// more stars and nothing else) matches anything; otherwise some valid tag must satisfy `eq`.
-/// The one rule behind [`ETagList`] and [`ETagField`] matching.
-fn list_matches(value: &[u8], mut eq: impl FnMut(bool, &str) -> bool) -> bool {
+/// Whether a list matches by `eq` (given `(weak, opaque)` of each tag-shaped member): `*`
+/// alone (one or more stars and nothing else) matches anything; otherwise some member must
+/// satisfy `eq`. The opaque bytes are not checked against `etagc` here: `eq` compares them
+/// with a tag of ours, which is valid, so only a valid member can ever be equal, exactly as
+/// if invalid members had been skipped first ([`ETagList::parse`]).
+fn list_matches(value: &[u8], mut eq: impl FnMut(bool, &[u8]) -> bool) -> bool {
     let mut stars = 0usize;
     let mut others = 0usize;
     for member in members(value) {
-        match member {
-            Member::Star => stars += 1,
-            Member::Tag(weak, opaque) => {
-                if eq(weak, opaque) {
-                    return true;
-                }
-                others += 1;
-            }
-            Member::Invalid => others += 1,
+        if member == b"*" {
+            stars += 1;
+            continue;
+        }
+        others += 1;
+        let (weak, rest) = match member.strip_prefix(b"W/") {
+            Some(rest) => (true, rest),
+            None => (false, member),
+        };
+        if let Some(opaque) = rest.strip_prefix(b"\"").and_then(|r| r.strip_suffix(b"\""))
+            && eq(weak, opaque)
+        {
+            return true;
         }
     }
     stars > 0 && others == 0
@@ -258,16 +247,17 @@ impl ETagList {
         let mut stars = 0usize;
         let mut others = 0usize;
         for member in members(value.as_bytes()) {
-            match member {
-                Member::Star => stars += 1,
-                Member::Tag(weak, opaque) => {
-                    others += 1;
-                    tags.push(ETag {
-                        opaque: opaque.into(),
-                        weak,
-                    });
-                }
-                Member::Invalid => others += 1,
+            if member == b"*" {
+                stars += 1;
+                continue;
+            }
+            others += 1;
+            // `members` splits at ASCII bytes only, so each member of a `&str` is UTF-8.
+            if let Some((weak, opaque)) = std::str::from_utf8(member).ok().and_then(parse_tag) {
+                tags.push(ETag {
+                    opaque: opaque.into(),
+                    weak,
+                });
             }
         }
         if stars > 0 && others == 0 {
@@ -341,13 +331,15 @@ impl ETagField {
     /// [`ETagList::matches_strong`] on the field as received.
     pub fn matches_strong(&self, etag: &ETag) -> bool {
         list_matches(self.0.as_bytes(), |weak, opaque| {
-            !weak && !etag.weak && opaque == &*etag.opaque
+            !weak && !etag.weak && opaque == etag.opaque.as_bytes()
         })
     }
 
     /// [`ETagList::matches_weak`] on the field as received.
     pub fn matches_weak(&self, etag: &ETag) -> bool {
-        list_matches(self.0.as_bytes(), |_, opaque| opaque == &*etag.opaque)
+        list_matches(self.0.as_bytes(), |_, opaque| {
+            opaque == etag.opaque.as_bytes()
+        })
     }
 }
 
