@@ -7,35 +7,78 @@
 //! fixed text; causes go to the log, never to the client.
 
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::StreamExt;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, StreamBody, combinators::UnsyncBoxBody};
 
 use crate::policy::Policy;
 use crate::store::BodyStream;
 
-/// The response body type of the whole server.
-pub type Body = UnsyncBoxBody<Bytes, io::Error>;
+/// The response body type of the whole server: bytes in memory (cache hits, errors, 304s),
+/// held inline without an allocation of their own, or a stream (store reads, compression).
+pub struct Body(BodyKind);
+
+enum BodyKind {
+    /// Sent in one frame; `None` once sent, or when empty.
+    Full(Option<Bytes>),
+    Stream(UnsyncBoxBody<Bytes, io::Error>),
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, io::Error>>> {
+        match &mut self.get_mut().0 {
+            BodyKind::Full(bytes) => {
+                Poll::Ready(bytes.take().map(|b| Ok(http_body::Frame::data(b))))
+            }
+            BodyKind::Stream(stream) => Pin::new(stream).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            BodyKind::Full(bytes) => bytes.is_none(),
+            BodyKind::Stream(stream) => stream.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match &self.0 {
+            BodyKind::Full(bytes) => {
+                http_body::SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            BodyKind::Stream(stream) => stream.size_hint(),
+        }
+    }
+}
 
 /// An empty body.
 pub fn empty() -> Body {
-    Empty::new().map_err(|never| match never {}).boxed_unsync()
+    Body(BodyKind::Full(None))
 }
 
 /// A body from bytes in memory.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
+    let bytes: Bytes = bytes.into();
+    Body(BodyKind::Full((!bytes.is_empty()).then_some(bytes)))
 }
 
 /// A streamed body.
 pub fn stream(s: BodyStream) -> Body {
-    StreamBody::new(s.map(|r| r.map(http_body::Frame::data))).boxed_unsync()
+    Body(BodyKind::Stream(
+        StreamBody::new(s.map(|r| r.map(http_body::Frame::data))).boxed_unsync(),
+    ))
 }
 
 /// `Cache-Status` header name (RFC 9211).
@@ -182,4 +225,40 @@ pub fn permanent_redirect(location: &str, error_policy: &Policy) -> Response<Bod
         res.headers_mut().insert(header::LOCATION, v);
     }
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body::Body as _;
+
+    async fn frames(mut body: Body) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            out.push(frame.unwrap().into_data().unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn bodies_report_their_size_and_yield_their_bytes_once() {
+        let full_body = full(Bytes::from_static(b"hello"));
+        assert_eq!(full_body.size_hint().exact(), Some(5));
+        assert!(!full_body.is_end_stream());
+        let mut full_body = full_body;
+        let frame = full_body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), Bytes::from_static(b"hello"));
+        assert!(full_body.is_end_stream());
+        assert!(full_body.frame().await.is_none());
+
+        for body in [empty(), full(Bytes::new())] {
+            assert_eq!(body.size_hint().exact(), Some(0));
+            assert!(body.is_end_stream());
+            assert!(frames(body).await.is_empty());
+        }
+
+        let chunks = [Bytes::from_static(b"a"), Bytes::from_static(b"bc")];
+        let streamed = stream(futures::stream::iter(chunks.clone().map(Ok)).boxed());
+        assert_eq!(frames(streamed).await, chunks);
+    }
 }
