@@ -61,6 +61,8 @@ pub struct Object {
     pub content_type: HeaderValue,
     /// The content type's essence (`text/css`), for policy matching and compressibility.
     pub mime: String,
+    /// The metrics content class of `mime`, classified once.
+    pub class: crate::metrics::ContentClass,
     /// The whole identity body, when small enough to keep in memory.
     pub body: Option<Bytes>,
     /// Sidecars that exist, in server preference order.
@@ -224,6 +226,7 @@ impl Loader {
             last_modified_value,
             variant_etags,
             content_type,
+            class: crate::metrics::ContentClass::from_content_type(&mime),
             mime,
             body,
             sidecars,

@@ -157,7 +157,9 @@ async fn missing(
     error_policy: &crate::policy::Policy,
 ) -> Response<Body> {
     if !oreq.target.is_index {
-        let index_key = format!("{}/index.html", oreq.target.key);
+        let mut index_key = String::with_capacity(oreq.target.key.len() + 11);
+        index_key.push_str(&oreq.target.key);
+        index_key.push_str("/index.html");
         if let Ok(Lookup {
             object: Some(_), ..
         }) = app.cache.lookup(&index_key).await
@@ -200,7 +202,7 @@ async fn serve(
     private: bool,
 ) -> Outcome {
     let policy = policies.select(&oreq.target.path, &object.mime);
-    let class = ContentClass::from_content_type(&object.mime);
+    let class = object.class;
     let cache = match lookup.status {
         CacheStatus::Hit => CacheLabel::Hit,
         CacheStatus::Miss => CacheLabel::Miss,

@@ -13,6 +13,12 @@ Only the Python standard library is used. For each scenario and server:
    `/metrics` is read again: the difference gives the hit rate and the bytes as the server
    counted them.
 
+With --rounds N each scenario is measured N times per server, in rounds that alternate the order
+of the servers (ours first, then nginx first, ...) so that slow drift of the machine cancels out.
+Each server's row is its round with the median req/s (the lower middle one for even N), so all
+numbers of a row come from one run; the ratios are the medians of the ratios within each round;
+the thresholds are checked on every round; every round is kept in the JSON.
+
 Errors are socket errors (connect, read, write, timeout) plus unexpected statuses: for scenarios
 that expect 2xx/3xx, wrk's count of statuses >= 400; for 304 and 404 scenarios, every status
 other than the expected one (counted in Lua, see wrk.lua).
@@ -24,6 +30,7 @@ import os
 import platform
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -377,6 +384,28 @@ def etags_for(target, manifest):
             "css_ae": etag("/assets/css/site.css", ae)}
 
 
+def paired_ratios(a, b):
+    """Ratios a/b of one round (None where b's figure is 0 or missing)."""
+    return {"rps_ratio": a["rps"] / b["rps"] if b["rps"] else None,
+            "mb_ratio": a["mb_per_s"] / b["mb_per_s"] if b["mb_per_s"] else None,
+            "p99_ratio": (a["latency_ms"]["p99"] / b["latency_ms"]["p99"]
+                          if b["latency_ms"]["p99"] else None),
+            "cpu_ratio": (a["cpu_us_per_req"] / b["cpu_us_per_req"]
+                          if a.get("cpu_us_per_req") and b.get("cpu_us_per_req") else None)}
+
+
+def median_ratios(rounds, ours, theirs):
+    """Each ratio as the median over the rounds of ours/theirs within the same round (rounds of
+    one server are never paired with another round of the other). With one round: that round's
+    ratios. Rounds where a ratio is None are left out of its median."""
+    per_round = [paired_ratios(r[ours], r[theirs]) for r in rounds]
+    out = {}
+    for key in per_round[0]:
+        vals = [pr[key] for pr in per_round if pr[key] is not None]
+        out[key] = statistics.median(vals) if vals else None
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
@@ -463,6 +492,9 @@ def main():
     p.add_argument("--cold-connections", type=int, default=8)
     p.add_argument("--high-connections", type=int, default=1000)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure each scenario N times per server, alternating the order of the "
+                        "servers between rounds; report the median round (default 1)")
     p.add_argument("--only", help="comma-separated scenario names")
     p.add_argument("--p95-ms", type=float, default=100.0)
     p.add_argument("--cold-p95-ms", type=float, default=300.0,
@@ -475,6 +507,8 @@ def main():
     p.add_argument("--json")
     p.add_argument("--settings", default="{}", help="JSON object of run.sh settings to record")
     args = p.parse_args()
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
 
     manifest = json.loads(Path(args.manifest).read_text())
 
@@ -505,7 +539,7 @@ def main():
               "machine": machine(), "settings": {**json.loads(args.settings),
               "duration_s": args.duration, "warmup_s": args.warmup, "connections": args.connections,
               "cold_connections": args.cold_connections, "high_connections": args.high_connections,
-              "wrk_threads": args.threads},
+              "wrk_threads": args.threads, "rounds": args.rounds},
               "thresholds": {"p95_ms": args.p95_ms, "cold_p95_ms": args.cold_p95_ms,
                              "max_error_rate": args.max_error_rate},
               "scenarios": [], "failures": [], "below_targets": []}
@@ -516,43 +550,59 @@ def main():
             if not pool:
                 print(f"drive.py: {sc.name}: skipped (no target)", file=sys.stderr)
                 continue
-            entry = {"name": sc.name, "what": sc.what, "results": {}}
+            entry = {"name": sc.name, "what": sc.what, "results": {}, "results_by_round": []}
+            for rnd in range(args.rounds):
+                # Alternate the order between rounds (ours first, then nginx first, ...): slow
+                # drift of the machine then favours neither server.
+                order = pool if rnd % 2 == 0 else pool[::-1]
+                results = {}
+                for t in order:
+                    label = f" (round {rnd + 1}/{args.rounds})" if args.rounds > 1 else ""
+                    print(f"drive.py: {sc.name} on {t.name}{label} ...", file=sys.stderr, flush=True)
+                    r = measure(sc, t, etags.get(t.name, {}), args, tmp)
+                    results[t.name] = r
+                    # Thresholds hold for every round, not only the median one.
+                    where = f"{sc.name}/{t.name}" + (f" round {rnd + 1}" if args.rounds > 1 else "")
+                    problems = r["preflight_problems"]
+                    for problem in problems[:3]:
+                        failures.append(f"{where}: preflight: {problem}")
+                    if len(problems) > 3:
+                        failures.append(f"{where}: preflight: {len(problems) - 3} more (see the JSON)")
+                    if sc.encoding and t.name == names[0] and sc.encoding not in r["encodings"]:
+                        failures.append(f"{where}: expected Content-Encoding {sc.encoding}, got {r['encodings']}")
+                    limit = args.cold_p95_ms if sc.cold else args.p95_ms
+                    if r["latency_ms"]["p95"] > limit:
+                        failures.append(f"{where}: p95 {r['latency_ms']['p95']:.1f} ms > {limit:g} ms")
+                    if r["error_rate"] >= args.max_error_rate:
+                        failures.append(f"{where}: error rate {r['error_rate'] * 100:.3f} % "
+                                        f"({r['errors']}) >= {args.max_error_rate * 100:g} %")
+                # Keep the target order of the pool in the JSON, whatever order the round ran in.
+                entry["results_by_round"].append({t.name: results[t.name] for t in pool})
+            rounds = entry["results_by_round"]
+            # Each server's row is its round with the median req/s (lower middle for even N), so
+            # every number of the row comes from one real run.
+            entry["median_round"] = {}
             for t in pool:
-                print(f"drive.py: {sc.name} on {t.name} ...", file=sys.stderr, flush=True)
-                r = measure(sc, t, etags.get(t.name, {}), args, tmp)
-                entry["results"][t.name] = r
-                where = f"{sc.name}/{t.name}"
-                problems = r["preflight_problems"]
-                for problem in problems[:3]:
-                    failures.append(f"{where}: preflight: {problem}")
-                if len(problems) > 3:
-                    failures.append(f"{where}: preflight: {len(problems) - 3} more (see the JSON)")
-                if sc.encoding and t.name == names[0] and sc.encoding not in r["encodings"]:
-                    failures.append(f"{where}: expected Content-Encoding {sc.encoding}, got {r['encodings']}")
-                limit = args.cold_p95_ms if sc.cold else args.p95_ms
-                if r["latency_ms"]["p95"] > limit:
-                    failures.append(f"{where}: p95 {r['latency_ms']['p95']:.1f} ms > {limit:g} ms")
-                if r["error_rate"] >= args.max_error_rate:
-                    failures.append(f"{where}: error rate {r['error_rate'] * 100:.3f} % "
-                                    f"({r['errors']}) >= {args.max_error_rate * 100:g} %")
+                by_rps = sorted(range(len(rounds)), key=lambda i: rounds[i][t.name]["rps"])
+                pick = by_rps[(len(by_rps) - 1) // 2]
+                entry["results"][t.name] = rounds[pick][t.name]
+                entry["median_round"][t.name] = pick + 1
             if len(pool) > 1:
-                a, b = (entry["results"][t.name] for t in pool[:2])
-                c = {"rps_ratio": a["rps"] / b["rps"] if b["rps"] else None,
-                     "mb_ratio": a["mb_per_s"] / b["mb_per_s"] if b["mb_per_s"] else None,
-                     "p99_ratio": (a["latency_ms"]["p99"] / b["latency_ms"]["p99"]
-                                   if b["latency_ms"]["p99"] else None),
-                     "cpu_ratio": (a["cpu_us_per_req"] / b["cpu_us_per_req"]
-                                   if a.get("cpu_us_per_req") and b.get("cpu_us_per_req") else None),
-                     "rps_target": sc.ratio_target}
+                a = entry["results"][pool[0].name]
+                c = {**median_ratios(rounds, pool[0].name, pool[1].name),
+                     "rps_target": sc.ratio_target, "rounds": args.rounds}
                 misses = []
                 if sc.ratio_target and (c["rps_ratio"] or 0) < sc.ratio_target:
                     misses.append(f"req/s {c['rps_ratio']:.2f} < {sc.ratio_target}")
                 if c["p99_ratio"] is not None and c["p99_ratio"] > 1.5 and not sc.cold:
                     misses.append(f"p99 {c['p99_ratio']:.2f}x > 1.5x")
                 if sc.connections == args.high_connections:
+                    # Memory is judged on the worst round, not the median one.
                     budget = 64 + args.cache_budget_mib
-                    if a["rss_peak_mib"] > budget:
-                        misses.append(f"RSS {a['rss_peak_mib']:.0f} MiB > {budget:.0f} MiB")
+                    peak = max(r[pool[0].name]["rss_peak_mib"] for r in rounds)
+                    c["rss_peak_mib_worst_round"] = peak
+                    if peak > budget:
+                        misses.append(f"RSS {peak:.0f} MiB > {budget:.0f} MiB")
                 c["verdict"] = "; ".join(misses) if misses else ("meets" if not sc.cold else "n/a (cold)")
                 entry["comparison"] = c
                 below += [f"{sc.name}: {m}" for m in misses]
@@ -561,7 +611,9 @@ def main():
     print()
     print(f"cdn-origin load run, {report['date']}, {report['machine']['cpu']} "
           f"({report['machine']['cores']} cores), {args.duration:g} s per run, "
-          f"{args.connections} connections, wrk -t{args.threads}")
+          + (f"{args.rounds} rounds in alternating order (rows: median round by req/s; ratios: "
+             f"median of the per-round ratios), " if args.rounds > 1 else "")
+          + f"{args.connections} connections, wrk -t{args.threads}")
     print()
     print_tables(report, names)
     if args.strict_targets:

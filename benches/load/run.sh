@@ -4,12 +4,19 @@
 #   benches/load/run.sh                              # cdn-origin alone
 #   benches/load/run.sh --compare nginx              # every scenario against both, with ratios
 #   benches/load/run.sh --compare nginx --duration 10s --connections 64 --json out.json
+#   benches/load/run.sh --compare nginx --rounds 3   # 3 rounds per scenario, median reported
 #
 # Options:
 #   --compare nginx        also start Debian's nginx on the same files (tuned: sendfile,
 #                          tcp_nopush, open_file_cache, gzip_static + brotli_static when the
 #                          module is installed, keep-alive, 2 workers, access_log off)
 #   --duration D           measured time per scenario and server (default 6s; `10s`, `1m`, `10`)
+#   --rounds N             measure each scenario N times per server (default 1), alternating the
+#                          order of the servers between rounds (ours first, then nginx first, ...)
+#                          so slow drift of the machine cancels out; each server's row is its
+#                          round with the median req/s (lower middle for even N), the ratios are
+#                          the medians of the per-round ours/nginx ratios, the thresholds apply to
+#                          every round, and the JSON keeps all rounds (results_by_round)
 #   --connections N        connections of the hot scenarios (default 64)
 #   --high-connections N   connections of the memory scenario (default 1000)
 #   --cold-connections N   connections of the cold-miss scenario (default 8)
@@ -25,7 +32,8 @@
 # Exit status: 0 when every scenario met the thresholds (p95 and error rate), 1 when one did
 # not, 2 on a usage or setup error. Everything started here is stopped on exit (EXIT trap),
 # including on Ctrl-C. With the defaults a --compare run takes about 2.5 minutes (10 scenarios x
-# 2 servers x (6 s + 1 s warm-up) plus start-up); the first run also builds the release binary.
+# 2 servers x (6 s + 1 s warm-up) plus start-up); each round costs as much as that, so --rounds 3
+# takes about 7 minutes. The first run also builds the release binary.
 #
 # What runs: benches/load/gen_assets.py generates the asset set into benches/load/results/assets
 # (gitignored, reused while the generator is unchanged); cdn-origin serves it from the local
@@ -45,6 +53,7 @@ die() { printf 'run.sh: error: %s\n' "$*" >&2; exit 2; }
 
 compare=""
 duration=6
+rounds=1
 connections=64
 high_connections=1000
 cold_connections=8
@@ -74,6 +83,8 @@ while [[ $# -gt 0 ]]; do
         --compare=*) compare="${1#*=}"; shift ;;
         --duration) duration="$(seconds "${2:-}")"; shift 2 ;;
         --duration=*) duration="$(seconds "${1#*=}")"; shift ;;
+        --rounds) rounds="${2:-}"; shift 2 ;;
+        --rounds=*) rounds="${1#*=}"; shift ;;
         --connections) connections="${2:-}"; shift 2 ;;
         --high-connections) high_connections="${2:-}"; shift 2 ;;
         --cold-connections) cold_connections="${2:-}"; shift 2 ;;
@@ -92,6 +103,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ -z "$compare" || "$compare" == nginx ]] || die "--compare supports only nginx"
 [[ "$duration" =~ ^[0-9]+$ && "$duration" -ge 1 ]] || die "bad --duration"
+[[ "$rounds" =~ ^[0-9]+$ && "$rounds" -ge 1 ]] || die "--rounds must be an integer >= 1"
 for n in "$connections" "$high_connections" "$cold_connections"; do
     [[ "$n" =~ ^[0-9]+$ && "$n" -ge 2 ]] || die "connection counts must be integers >= 2"
 done
@@ -322,9 +334,9 @@ settings="$(printf '{"cache_size": "%s", "compare": "%s", "cold_store": "%s"}' \
 only_args=()
 [[ -n "$only" ]] && only_args=(--only "$only")
 python3 "$LOAD_DIR/drive.py" --manifest "$RESULTS/assets/manifest.json" "${targets[@]}" "${extra[@]}" \
-    --duration "$duration" --connections "$connections" --high-connections "$high_connections" \
-    --cold-connections "$cold_connections" --threads 2 --p95-ms "$p95_ms" --cold-p95-ms "$cold_p95_ms" \
-    --max-error-rate "$max_error_rate" --cache-budget-mib "$(python3 -c "
+    --duration "$duration" --rounds "$rounds" --connections "$connections" \
+    --high-connections "$high_connections" --cold-connections "$cold_connections" --threads 2 \
+    --p95-ms "$p95_ms" --cold-p95-ms "$cold_p95_ms" --max-error-rate "$max_error_rate" --cache-budget-mib "$(python3 -c "
 import re, sys
 m = re.fullmatch(r'(\d+)\s*([KMG]i?B?)?', sys.argv[1].strip(), re.I)
 n, u = (int(m.group(1)), (m.group(2) or '').upper()) if m else (256 * 2**20, '')

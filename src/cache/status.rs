@@ -76,7 +76,8 @@ impl Lookup {
             CacheStatus::Bypass => b"; fwd=bypass",
         });
         if let Some(ttl) = self.ttl {
-            let _ = write!(v, "; ttl={ttl}");
+            let _ = v.write_all(b"; ttl=");
+            let _ = v.write_all(itoa::Buffer::new().format(ttl).as_bytes());
         }
         if self.stored && matches!(self.status, CacheStatus::Miss) {
             let _ = v.write_all(b"; stored");
