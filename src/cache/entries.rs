@@ -78,6 +78,17 @@ impl ByteLru {
         self.map.get(key)
     }
 
+    /// The entry for `key`, leaving the recency order alone (a shared borrow: see
+    /// [`super::HotCache::lookup`]'s fast path).
+    pub fn peek(&self, key: &str) -> Option<&Entry> {
+        self.map.peek(key)
+    }
+
+    /// Marks `key` as most recently used.
+    pub fn promote(&mut self, key: &str) {
+        self.map.promote(key);
+    }
+
     /// Stores `object` (or a not-found) under `key`, replacing any entry and its variants.
     /// Returns false, leaving the key uncached, when the entry alone exceeds the budget.
     pub fn insert(&mut self, key: &str, object: Option<Arc<Object>>, checked: Instant) -> bool {
@@ -139,8 +150,8 @@ impl ByteLru {
     }
 
     /// The compressed variant for `key` if the entry still holds the object tagged `etag`.
-    pub fn variant(&mut self, key: &str, etag: &ETag, encoding: Encoding) -> Option<Bytes> {
-        let entry = self.map.get(key)?;
+    pub fn variant(&self, key: &str, etag: &ETag, encoding: Encoding) -> Option<Bytes> {
+        let entry = self.map.peek(key)?;
         if entry.object.as_ref()?.etag != *etag {
             return None;
         }

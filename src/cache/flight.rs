@@ -109,7 +109,7 @@ impl HotCache {
             tracing::debug!(key, %error, "cache fill failed");
         }
         let now = Instant::now();
-        let mut state = self.state.lock();
+        let mut state = self.state.write();
         let registered = state.flights.get(&key).is_some_and(|f| f.id == id);
         if registered {
             state.flights.remove(&key);

@@ -47,7 +47,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 
 use crate::encoding::Encoding;
 use crate::etag::ETag;
@@ -120,7 +120,7 @@ struct State {
 pub struct HotCache {
     config: CacheConfig,
     loader: Arc<Loader>,
-    state: Mutex<State>,
+    state: RwLock<State>,
     hits: AtomicU64,
     misses: AtomicU64,
     stale: AtomicU64,
@@ -148,7 +148,7 @@ impl HotCache {
     /// A cache in front of `loader` (built with `keep_body_limit = config.max_object`).
     pub fn new(config: CacheConfig, loader: Arc<Loader>) -> Arc<HotCache> {
         Arc::new(HotCache {
-            state: Mutex::new(State {
+            state: RwLock::new(State {
                 lru: ByteLru::new(config.budget),
                 flights: HashMap::new(),
                 next_flight: 0,
@@ -179,9 +179,14 @@ impl HotCache {
     /// a time), serving stale entries within their windows. `Err` only when the store failed
     /// and no usable stale entry exists.
     pub async fn lookup(self: &Arc<Self>, key: &str) -> Result<Lookup, Arc<StoreError>> {
+        let now = Instant::now();
+        if let Some(lookup) = self.fresh_hit(key, now) {
+            self.count(&lookup.status);
+            return Ok(lookup);
+        }
         let plan = {
-            let mut state = self.state.lock();
-            self.plan(&mut state, key, Instant::now())
+            let mut state = self.state.write();
+            self.plan(&mut state, key, now)
         };
         let (flight, collapsed, stale) = match plan {
             Plan::Answer(lookup) => {
@@ -217,6 +222,35 @@ impl HotCache {
         };
         self.count(&lookup.status);
         Ok(lookup)
+    }
+
+    /// The fast path: a fresh entry (object or not-found) answered under the shared lock, so
+    /// hits on different event loops never wait for each other (they wait only while another
+    /// thread changes the map: a fill, a refresh, a purge). Recency is updated only when the
+    /// exclusive lock is free at once, never waited for; a hot key is promoted often enough
+    /// anyway. Anything else (absent, stale, disabled) returns `None` for [`HotCache::plan`].
+    fn fresh_hit(&self, key: &str, now: Instant) -> Option<Lookup> {
+        if !self.enabled() {
+            return None;
+        }
+        let cfg = &self.config;
+        let lookup = {
+            let state = self.state.read();
+            let entry = state.lru.peek(key)?;
+            let age = now.saturating_duration_since(entry.checked);
+            let life = match &entry.object {
+                Some(_) => cfg.revalidate_after,
+                None => cfg.negative_ttl,
+            };
+            if age >= life {
+                return None;
+            }
+            self.hit(entry.object.clone(), entry.checked, life, now)
+        };
+        if let Some(mut state) = self.state.try_write() {
+            state.lru.promote(key);
+        }
+        Some(lookup)
     }
 
     fn plan(self: &Arc<Self>, state: &mut State, key: &str, now: Instant) -> Plan {
@@ -331,7 +365,7 @@ impl HotCache {
         if !self.enabled() {
             return None;
         }
-        self.state.lock().lru.variant(key, etag, encoding)
+        self.state.read().lru.variant(key, etag, encoding)
     }
 
     /// Keeps a compressed variant made for the cached object under `key`. Counted in the
@@ -342,7 +376,7 @@ impl HotCache {
             return;
         }
         self.state
-            .lock()
+            .write()
             .lru
             .put_variant(key, etag, encoding, bytes);
     }
@@ -353,7 +387,7 @@ impl HotCache {
     /// store their answers.
     pub fn purge(&self, path_or_prefix: &str, prefix: bool) -> usize {
         let target = path_or_prefix.trim_start_matches('/');
-        let mut state = self.state.lock();
+        let mut state = self.state.write();
         let removed = if prefix {
             state.lru.remove_prefix(target)
         } else {
@@ -374,7 +408,7 @@ impl HotCache {
 
     /// Current counters and gauges.
     pub fn stats(&self) -> CacheStats {
-        let state = self.state.lock();
+        let state = self.state.read();
         CacheStats {
             bytes: state.lru.bytes(),
             entries: state.lru.len() as u64,

@@ -3,9 +3,9 @@
 //!
 //! The pipeline's last step (see the architecture guide: *record*) calls
 //! [`Metrics::record_request`] once per response with a [`RequestRecord`]; the store, the cache,
-//! the server and the database pool report through the other methods. Everything is `&self`,
-//! lock-free on the request path except for prometheus-client's short internal locks, and
-//! never holds a lock across an `.await`.
+//! the server and the database pool report through the other methods. Everything is `&self`
+//! and lock-free on the request path (series handles resolved once, latency in an
+//! [`histogram::AtomicHistogram`]), and never holds a lock across an `.await`.
 //!
 //! **Bounded labels.** Every label value comes from a closed enum in [`labels`], except the
 //! store name, which comes from the configuration and is capped at [`MAX_STORE_NAMES`]
@@ -23,6 +23,7 @@
 //! every scraper read it; serve it with [`CONTENT_TYPE`].
 
 pub mod expose;
+mod histogram;
 pub mod labels;
 mod register;
 mod traffic;
@@ -36,6 +37,7 @@ pub use traffic::{
     BytesSaved, HitRatios, MinuteTotals, Rates, RequestCounts, TrafficSnapshot, hit_ratio,
 };
 
+use histogram::AtomicHistogram;
 use labels::{
     BreakerLabels, BreakerTransitionLabels, CacheOnlyLabels, CheckLabels, CheckOutcome,
     RequestLabels, SavedLabels, SavedReason, StoreLabels, StoreNameLabels, StoreOpLabels,
@@ -65,7 +67,7 @@ pub const DB_CHECK_BUCKETS: [f64; 11] = [
 /// At most this many distinct store names become label values; more are counted as `other`.
 pub const MAX_STORE_NAMES: usize = 32;
 
-type HistogramFamily<S> = Family<S, Histogram, fn() -> Histogram>;
+type HistogramFamily<S> = Family<S, AtomicHistogram, fn() -> AtomicHistogram>;
 
 /// Everything known about one finished response, for [`Metrics::record_request`].
 #[derive(Debug, Clone, Copy)]
@@ -98,7 +100,7 @@ pub struct RequestRecord<'a> {
 struct RequestHandles {
     requests: Box<[OnceLock<Counter>]>,
     body_bytes: Box<[OnceLock<Counter>]>,
-    duration: [OnceLock<Histogram>; CacheLabel::COUNT],
+    duration: [OnceLock<AtomicHistogram>; CacheLabel::COUNT],
 }
 
 impl Default for RequestHandles {
@@ -152,8 +154,8 @@ impl Default for Metrics {
     }
 }
 
-fn latency_histogram() -> Histogram {
-    Histogram::new(LATENCY_BUCKETS)
+fn latency_histogram() -> AtomicHistogram {
+    AtomicHistogram::new(LATENCY_BUCKETS)
 }
 
 impl Metrics {
@@ -165,9 +167,13 @@ impl Metrics {
             requests: Family::default(),
             body_bytes: Family::default(),
             saved_bytes: Family::default(),
-            request_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            request_duration: Family::new_with_constructor(
+                latency_histogram as fn() -> AtomicHistogram,
+            ),
             store_requests: Family::default(),
-            store_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            store_duration: Family::new_with_constructor(
+                latency_histogram as fn() -> AtomicHistogram,
+            ),
             store_bytes: Family::default(),
             open_connections: Gauge::default(),
             connections: Counter::default(),

@@ -61,7 +61,7 @@ impl Fixture {
     }
 
     fn assert_accounting(&self) {
-        let state = self.cache.state.lock();
+        let state = self.cache.state.read();
         assert_eq!(
             state.lru.bytes(),
             state.lru.recount(),
