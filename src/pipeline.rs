@@ -38,6 +38,10 @@ use crate::request::{ObjectMethod, ObjectRequest, PathError, map_path};
 use crate::response::{self, Body, ObjectHeaders, Vary};
 use crate::store::{BodyStream, ObjectInfo, StoreError};
 
+/// Room for the header fields of an object response (about a dozen), reserved up front so the
+/// map does not grow and rehash while they are written.
+const RESPONSE_HEADERS: usize = 16;
+
 /// Where the bytes of the selected representation come from.
 enum Content {
     /// Whole in memory (cached body, sidecar or compressed variant).
@@ -286,6 +290,7 @@ async fn serve(
         Precondition::NotModified => {
             let mut res = Response::new(response::empty());
             *res.status_mut() = StatusCode::NOT_MODIFIED;
+            res.headers_mut().reserve(RESPONSE_HEADERS);
             headers(rep.etag_value).write(res.headers_mut());
             outcome.saved_not_modified = rep.len().unwrap_or(object.info.size);
             outcome.response = res;
@@ -319,7 +324,7 @@ async fn serve(
         outcome.saved_compression = object.info.size.saturating_sub(len);
     }
     let mut res = Response::new(response::empty());
-    res.headers_mut().reserve(16);
+    res.headers_mut().reserve(RESPONSE_HEADERS);
     let h = res.headers_mut();
     headers(rep.etag_value).write(h);
     if rep.encoding != Encoding::Identity {
