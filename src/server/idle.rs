@@ -41,26 +41,44 @@ impl<T> IdleTimeout<T> {
             progressed: false,
         }
     }
+
+    /// Runs one I/O operation on the inner stream: a completed one counts as progress; a
+    /// pending one fails once the connection has been idle too long.
+    fn track<R>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(Pin<&mut T>, &mut Context<'_>) -> Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        let this = self.project();
+        match op(this.inner, cx) {
+            Poll::Ready(r) => {
+                *this.progressed = true;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                if std::mem::take(this.progressed) {
+                    *this.last_progress = Instant::now();
+                }
+                check_idle(this.timer.as_mut(), *this.last_progress, *this.timeout, cx).map(Err)
+            }
+        }
+    }
 }
 
-/// Called when an operation is pending: fails once the connection has been idle too long.
+/// Called when an operation is pending: fails once `last_progress + timeout` has passed. The
+/// timer's deadline is never later than that (it was set from an older `last_progress`); when
+/// it fires early, it moves to the real deadline.
 fn check_idle(
     mut timer: Pin<&mut Sleep>,
-    last_progress: &mut Instant,
-    progressed: &mut bool,
+    last_progress: Instant,
     timeout: Duration,
     cx: &mut Context<'_>,
 ) -> Poll<io::Error> {
-    if std::mem::take(progressed) {
-        *last_progress = Instant::now();
-    }
-    // The timer's deadline is never later than `last_progress + timeout`: it was set from an
-    // older `last_progress`. When it fires early, move it to the real deadline.
     loop {
         match timer.as_mut().poll(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(()) => {
-                let deadline = *last_progress + timeout;
+                let deadline = last_progress + timeout;
                 if Instant::now() >= deadline {
                     return Poll::Ready(io::Error::new(
                         io::ErrorKind::TimedOut,
@@ -79,21 +97,7 @@ impl<T: AsyncRead> AsyncRead for IdleTimeout<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.project();
-        match this.inner.poll_read(cx, buf) {
-            Poll::Ready(r) => {
-                *this.progressed = true;
-                Poll::Ready(r)
-            }
-            Poll::Pending => check_idle(
-                this.timer.as_mut(),
-                this.last_progress,
-                this.progressed,
-                *this.timeout,
-                cx,
-            )
-            .map(Err),
-        }
+        self.track(cx, |inner, cx| inner.poll_read(cx, buf))
     }
 }
 
@@ -103,21 +107,7 @@ impl<T: AsyncWrite> AsyncWrite for IdleTimeout<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.project();
-        match this.inner.poll_write(cx, buf) {
-            Poll::Ready(r) => {
-                *this.progressed = true;
-                Poll::Ready(r)
-            }
-            Poll::Pending => check_idle(
-                this.timer.as_mut(),
-                this.last_progress,
-                this.progressed,
-                *this.timeout,
-                cx,
-            )
-            .map(Err),
-        }
+        self.track(cx, |inner, cx| inner.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -125,21 +115,7 @@ impl<T: AsyncWrite> AsyncWrite for IdleTimeout<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.project();
-        match this.inner.poll_write_vectored(cx, bufs) {
-            Poll::Ready(r) => {
-                *this.progressed = true;
-                Poll::Ready(r)
-            }
-            Poll::Pending => check_idle(
-                this.timer.as_mut(),
-                this.last_progress,
-                this.progressed,
-                *this.timeout,
-                cx,
-            )
-            .map(Err),
-        }
+        self.track(cx, |inner, cx| inner.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
