@@ -90,13 +90,19 @@ fn whole_seconds(t: SystemTime) -> i128 {
 impl Conditions {
     /// Reads the precondition headers, judging `If-Modified-Since` against the current time.
     pub fn from_headers(headers: &HeaderMap) -> Conditions {
-        Self::from_headers_at(headers, SystemTime::now())
+        Self::read(headers, SystemTime::now)
     }
 
     /// Like [`Conditions::from_headers`] with an explicit current time: an `If-Modified-Since`
     /// later than `now` is invalid and ignored (§13.1.3), since trusting it would answer 304 for
     /// changes made between now and that date.
     pub fn from_headers_at(headers: &HeaderMap, now: SystemTime) -> Conditions {
+        Self::read(headers, || now)
+    }
+
+    /// The one reader; `now` is asked only when there is an `If-Modified-Since` to judge (the
+    /// clock is not read for the other requests).
+    fn read(headers: &HeaderMap, now: impl FnOnce() -> SystemTime) -> Conditions {
         let if_range = single(headers.get_all(IF_RANGE)).map(|value| {
             let parsed = value.and_then(|v| {
                 let text = v.to_str().ok()?.trim_matches([' ', '\t']);
@@ -113,7 +119,7 @@ impl Conditions {
             if_match: ETagField::from_headers(headers.get_all(IF_MATCH)),
             if_none_match: ETagField::from_headers(headers.get_all(IF_NONE_MATCH)),
             if_modified_since: date_header(headers.get_all(IF_MODIFIED_SINCE))
-                .filter(|date| whole_seconds(*date) <= whole_seconds(now)),
+                .filter(|date| whole_seconds(*date) <= whole_seconds(now())),
             if_unmodified_since: date_header(headers.get_all(IF_UNMODIFIED_SINCE)),
             if_range,
         }

@@ -567,6 +567,48 @@ async fn a_dribbled_http2_request_head_is_cut() {
 }
 
 #[tokio::test]
+async fn a_served_http2_connection_outlives_the_first_request_deadline() {
+    // The first-request deadline (the header-read timeout, 1 s here) closes only connections
+    // that have not produced a request; one that has keeps working past it. One HTTP/2
+    // connection: a request, then requests 1.2 s and 2.4 s after the start (under the 2 s idle
+    // timeout each time), all on the same connection.
+    let dir = tree_with_big_file(1024);
+    let srv = start(slow_args(dir.path()), None).await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let opened = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("cdn_origin_connections_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("cdn_origin_connections_total in /metrics")
+    };
+    let scrape = || async {
+        let res = client.get(srv.url("/metrics")).send().await.unwrap();
+        assert_eq!(res.version(), reqwest::Version::HTTP_2);
+        res.text().await.unwrap()
+    };
+    let before = opened(&scrape().await);
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(if round == 0 { 0 } else { 1200 })).await;
+        let res = client.get(srv.url("/public.txt")).send().await.unwrap();
+        assert_eq!(res.status(), 200, "request {round}");
+        assert_eq!(res.version(), reqwest::Version::HTTP_2);
+        assert_eq!(res.bytes().await.unwrap(), PUBLIC);
+    }
+    // Every request, the scrapes included, went over the one HTTP/2 connection.
+    let after = scrape().await;
+    assert_eq!(
+        opened(&after),
+        before,
+        "the HTTP/2 connection was reopened:\n{after}"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
 async fn a_dribbled_connection_preface_is_cut() {
     // Before hyper knows the protocol it reads the first bytes to look for the HTTP/2 preface,
     // with no header-read timeout; a byte every 1.5 s stays under the 2 s idle timeout. The 24

@@ -18,6 +18,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -182,18 +183,18 @@ impl Connection {
         tokio::pin!(deadline);
         let metrics = &app.metrics;
         metrics.connection_opened();
-        let mut deadline_passed = false;
-        let result = loop {
-            tokio::select! {
-                r = &mut conn => break Some(r),
-                () = &mut deadline, if !deadline_passed => {
-                    deadline_passed = true;
-                    if !served.load(Ordering::Relaxed) {
-                        break None;
-                    }
-                }
+        // The deadline is polled only until a request has been served; after that it no longer
+        // matters, and later wake-ups do not touch its timer.
+        let result = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = conn.as_mut().poll(cx) {
+                return Poll::Ready(Some(r));
             }
-        };
+            if !served.load(Ordering::Relaxed) && deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
+        })
+        .await;
         match result {
             Some(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
