@@ -17,6 +17,7 @@
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http::HeaderValue;
 use lru::LruCache;
@@ -25,6 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::encoding::Encoding;
 use crate::etag::ETag;
+use crate::policy::{Policy, PolicyChoice, PolicySet};
 use crate::store::{ObjectInfo, StoreError, Stores};
 
 /// A precompressed sibling of an object.
@@ -67,9 +69,41 @@ pub struct Object {
     pub body: Option<Bytes>,
     /// Sidecars that exist, in server preference order.
     pub sidecars: Vec<Sidecar>,
+    /// The policy chosen for this object on its last request, and the path it was chosen for
+    /// (see [`Object::policy`]).
+    policy_memo: PolicyMemo,
+}
+
+/// The last policy choice for an object and the path it was made for ([`Object::policy`]).
+#[derive(Debug, Default)]
+struct PolicyMemo(ArcSwapOption<(PolicyChoice, Box<str>)>);
+
+impl Clone for PolicyMemo {
+    fn clone(&self) -> PolicyMemo {
+        PolicyMemo(ArcSwapOption::new(self.0.load_full()))
+    }
 }
 
 impl Object {
+    /// The policy of `set` for this object requested as `url_path`: the same answer as
+    /// [`PolicySet::select`], remembered with the object so that repeated requests for it
+    /// skip the rule matching (one atomic load and a string comparison). A reload makes a new
+    /// set, whose choices are made afresh; a request for the object under another path (as
+    /// `/dir/` and `/dir/index.html` are) is matched again and remembered instead.
+    pub fn policy<'s>(&self, set: &'s PolicySet, url_path: &str) -> &'s Policy {
+        if let Some(memo) = &*self.policy_memo.0.load()
+            && set.made(memo.0)
+            && *memo.1 == *url_path
+        {
+            return set.policy(memo.0);
+        }
+        let choice = set.choose(url_path, &self.mime);
+        self.policy_memo
+            .0
+            .store(Some(Arc::new((choice, url_path.into()))));
+        set.policy(choice)
+    }
+
     /// Bytes this object holds in memory (for the cache's byte budget).
     pub fn weight(&self) -> u64 {
         let meta = 256 + self.key.len() as u64 + self.mime.len() as u64;
@@ -230,6 +264,7 @@ impl Loader {
             mime,
             body,
             sidecars,
+            policy_memo: PolicyMemo::default(),
         })
     }
 
@@ -325,5 +360,95 @@ fn derived_etag(info: &ObjectInfo) -> ETag {
             let mtime = info.mtime_nanos.to_be_bytes();
             ETag::derive(&[b"local", &size, &mtime])
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Source;
+    use crate::testing::CountingStore;
+    use std::time::Duration;
+
+    fn set(text: &str) -> PolicySet {
+        PolicySet::from_str(text, "t.toml").unwrap()
+    }
+
+    fn cache_control(policy: &Policy) -> String {
+        let mut h = http::HeaderMap::new();
+        policy.apply(&mut h);
+        h.get(http::header::CACHE_CONTROL)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn the_remembered_policy_is_always_the_one_select_gives() {
+        let store = Arc::new(CountingStore::new());
+        store
+            .put_bytes("blog/index.html", "<p>hi</p>")
+            .await
+            .unwrap();
+        let stores = Arc::new(Stores::new(
+            vec![Source::custom("mem", store)],
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+        ));
+        let loader = Loader::new(stores, 1 << 20, 1 << 20);
+        let object = loader.load("blog/index.html").await.unwrap().unwrap();
+
+        let first = set(r#"
+            [[rule]]
+            name = "dir"
+            path = "/blog/"
+            max-age = "1m"
+
+            [[rule]]
+            name = "html"
+            content-type = ["text/html"]
+            no-cache = true
+
+            [default]
+            max-age = "1h"
+
+            [errors]
+            max-age = "60s"
+        "#);
+        // Two paths for one object, alternately, then again: each answer is select's.
+        for path in [
+            "/blog/",
+            "/blog/index.html",
+            "/blog/",
+            "/blog/",
+            "/blog/index.html",
+        ] {
+            assert_eq!(
+                cache_control(object.policy(&first, path)),
+                cache_control(first.select(path, &object.mime)),
+                "{path}"
+            );
+        }
+        assert_eq!(cache_control(object.policy(&first, "/blog/")), "max-age=60");
+        assert_eq!(
+            cache_control(object.policy(&first, "/blog/index.html")),
+            "no-cache"
+        );
+
+        // A reloaded set with other rules: the choice remembered for the old set is not used.
+        let reloaded = set(r#"
+            [default]
+            max-age = "2h"
+
+            [errors]
+            max-age = "60s"
+        "#);
+        assert_eq!(
+            cache_control(object.policy(&reloaded, "/blog/index.html")),
+            "max-age=7200"
+        );
+        assert_eq!(
+            cache_control(object.policy(&first, "/blog/index.html")),
+            "no-cache"
+        );
     }
 }

@@ -205,7 +205,7 @@ async fn serve(
     object: &Arc<Object>,
     private: bool,
 ) -> Outcome {
-    let policy = policies.select(&oreq.target.path, &object.mime);
+    let policy = object.policy(policies, &oreq.target.path);
     let class = object.class;
     let cache = match lookup.status {
         CacheStatus::Hit => CacheLabel::Hit,

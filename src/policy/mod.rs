@@ -151,11 +151,23 @@ struct Rule {
 /// A loaded, checked set of policies.
 #[derive(Debug)]
 pub struct PolicySet {
+    /// Unique per loaded set (a process-wide counter), so a choice remembered for one set is
+    /// never taken for another after a reload.
+    id: u64,
     rules: Vec<Rule>,
     default: Policy,
     errors: Policy,
     sources: Vec<String>,
 }
+
+/// Which policy of a set applies: a rule by position, or the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyChoice {
+    set: u64,
+    rule: Option<usize>,
+}
+
+static NEXT_SET_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl PolicySet {
     /// Loads a file, or a directory's top-level `*.toml` files in name order (rules
@@ -245,6 +257,7 @@ impl PolicySet {
             });
         }
         Ok(PolicySet {
+            id: NEXT_SET_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             rules,
             default: Policy::build("default".to_owned(), default.value, &shared, &default.at)?,
             errors: Policy::build("errors".to_owned(), errors.value, &shared, &errors.at)?,
@@ -255,11 +268,37 @@ impl PolicySet {
     /// The policy for a successful response: the first rule whose conditions all hold, else
     /// the default. `url_path` like `/assets/app.3f9a1c2e.js`; `content_type` as sent.
     pub fn select(&self, url_path: &str, content_type: &str) -> &Policy {
+        self.policy(self.choose(url_path, content_type))
+    }
+
+    /// What [`select`](Self::select) would answer, as a small value that can be remembered
+    /// (with the object, see [`crate::object::Object::policy`]) and turned back into the
+    /// policy by [`policy`](Self::policy) while this set is current.
+    pub fn choose(&self, url_path: &str, content_type: &str) -> PolicyChoice {
         let subject = Subject::new(url_path, content_type);
-        self.rules
-            .iter()
-            .find(|rule| rule.matcher.matches(&subject))
-            .map_or(&self.default, |rule| &rule.policy)
+        PolicyChoice {
+            set: self.id,
+            rule: self
+                .rules
+                .iter()
+                .position(|rule| rule.matcher.matches(&subject)),
+        }
+    }
+
+    /// True when `choice` was made by this set (so [`policy`](Self::policy) honours it).
+    pub fn made(&self, choice: PolicyChoice) -> bool {
+        choice.set == self.id
+    }
+
+    /// The policy of a choice made by this set; the default for a choice made by another set
+    /// (check with [`made`](Self::made) first).
+    pub fn policy(&self, choice: PolicyChoice) -> &Policy {
+        match choice.rule {
+            Some(i) if choice.set == self.id => {
+                self.rules.get(i).map_or(&self.default, |r| &r.policy)
+            }
+            _ => &self.default,
+        }
     }
 
     /// The policy for 404 and other error responses (`[errors]`).
