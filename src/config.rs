@@ -864,13 +864,36 @@ mod tests {
         assert_eq!(s.idle_timeout, Duration::from_secs(5));
 
         let bad = ServeArgs {
-            config: Some(path),
+            config: Some(path.clone()),
             max_connections: Some(0),
+            event_loops: Some(0),
             signing_secret: Some("short".into()),
             ..ServeArgs::default()
         };
         let err = Settings::resolve(&bad).unwrap_err().0;
         assert!(err.contains("max_connections"), "{err}");
+        assert!(err.contains("event_loops"), "{err}");
         assert!(err.contains("signing_secret"), "{err}");
+
+        // event_loops from the file; the default is the CPUs this process may use.
+        std::fs::write(
+            &path,
+            format!(
+                "sources = [\"{}\"]\nevent_loops = 3\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let from_file = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        assert_eq!(Settings::resolve(&from_file).unwrap().event_loops, 3);
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let default = ServeArgs {
+            sources: vec![StoreSpec::Local(dir.path().to_path_buf())],
+            ..ServeArgs::default()
+        };
+        assert_eq!(Settings::resolve(&default).unwrap().event_loops, cpus);
     }
 }
