@@ -37,9 +37,15 @@ fn is_etagc(c: char) -> bool {
     c == '\x21' || ('\x23'..='\x7e').contains(&c)
 }
 
-/// Optional whitespace (RFC 9110 §5.6.3).
-fn is_ows(c: char) -> bool {
-    c == ' ' || c == '\t'
+/// `bytes` without optional whitespace (RFC 9110 §5.6.3: spaces and tabs) at either end.
+fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = bytes.iter().position(|b| !is_ows(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |e| e + 1);
+    &bytes[start..end]
 }
 
 impl ETag {
@@ -155,15 +161,23 @@ pub enum ETagList {
     Tags(Vec<ETag>),
 }
 
-/// One entity tag, borrowed from the text it was read from: `(weak, opaque)`. The one parser
-/// of a single tag; [`ETag::parse`] owns its result, [`ETagField`] compares without copying.
-fn parse_tag(s: &str) -> Option<(bool, &str)> {
-    let s = s.trim_matches(is_ows);
-    let (weak, rest) = match s.strip_prefix("W/") {
+/// `(weak, opaque)` of something shaped like an entity tag, `"x"` or `W/"x"` (already trimmed),
+/// without checking the opaque characters. The one place that knows the shape.
+fn tag_shape(member: &[u8]) -> Option<(bool, &[u8])> {
+    let (weak, rest) = match member.strip_prefix(b"W/") {
         Some(rest) => (true, rest),
-        None => (false, s),
+        None => (false, member),
     };
-    let opaque = rest.strip_prefix('"')?.strip_suffix('"')?;
+    let opaque = rest.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    Some((weak, opaque))
+}
+
+/// One valid entity tag, borrowed from the text it was read from: `(weak, opaque)`, the
+/// opaque part made only of `etagc` characters.
+fn parse_tag(s: &str) -> Option<(bool, &str)> {
+    let (weak, opaque) = tag_shape(trim_ows(s.as_bytes()))?;
+    // Only ASCII was stripped around `opaque`, so it is still UTF-8.
+    let opaque = std::str::from_utf8(opaque).ok()?;
     opaque.chars().all(is_etagc).then_some((weak, opaque))
 }
 
@@ -180,23 +194,26 @@ fn members(value: &[u8]) -> impl Iterator<Item = &[u8]> {
             }
             b == b',' && !in_quotes
         })
-        .map(|member| {
-            let start = member.iter().position(|&b| b != b' ' && b != b'\t');
-            let end = member.iter().rposition(|&b| b != b' ' && b != b'\t');
-            match (start, end) {
-                (Some(start), Some(end)) => &member[start..=end],
-                _ => &member[..0],
-            }
-        })
+        .map(trim_ows)
         .filter(|member| !member.is_empty())
 }
 
-/// Whether a list matches by `eq` (given `(weak, opaque)` of each tag-shaped member): `*`
-/// alone (one or more stars and nothing else) matches anything; otherwise some member must
-/// satisfy `eq`. The opaque bytes are not checked against `etagc` here: `eq` compares them
-/// with a tag of ours, which is valid, so only a valid member can ever be equal, exactly as
-/// if invalid members had been skipped first ([`ETagList::parse`]).
-fn list_matches(value: &[u8], mut eq: impl FnMut(bool, &[u8]) -> bool) -> bool {
+/// How a walk over a list ended.
+enum Walk {
+    /// `on_tag` returned true for a member.
+    Stopped,
+    /// The list is `*` alone (one or more stars and nothing else): it matches anything.
+    Any,
+    /// Anything else.
+    Tags,
+}
+
+/// Walks a list, calling `on_tag(weak, opaque)` for each member shaped like a tag until it
+/// returns true. The opaque bytes are not checked against `etagc`: a caller comparing them
+/// with a tag of ours (which is valid) can only ever find a valid one equal, exactly as if
+/// invalid members had been skipped first; [`ETagList::parse`] checks them itself. A `*` next
+/// to other members is skipped like any invalid member (see [`ETagList::parse`]).
+fn walk(value: &[u8], mut on_tag: impl FnMut(bool, &[u8]) -> bool) -> Walk {
     let mut stars = 0usize;
     let mut others = 0usize;
     for member in members(value) {
@@ -205,17 +222,23 @@ fn list_matches(value: &[u8], mut eq: impl FnMut(bool, &[u8]) -> bool) -> bool {
             continue;
         }
         others += 1;
-        let (weak, rest) = match member.strip_prefix(b"W/") {
-            Some(rest) => (true, rest),
-            None => (false, member),
-        };
-        if let Some(opaque) = rest.strip_prefix(b"\"").and_then(|r| r.strip_suffix(b"\""))
-            && eq(weak, opaque)
+        if let Some((weak, opaque)) = tag_shape(member)
+            && on_tag(weak, opaque)
         {
-            return true;
+            return Walk::Stopped;
         }
     }
-    stars > 0 && others == 0
+    if stars > 0 && others == 0 {
+        Walk::Any
+    } else {
+        Walk::Tags
+    }
+}
+
+/// Whether a list matches by `eq` on `(weak, opaque)`: `*` alone matches anything,
+/// otherwise some member must satisfy `eq`.
+fn list_matches(value: &[u8], eq: impl FnMut(bool, &[u8]) -> bool) -> bool {
+    matches!(walk(value, eq), Walk::Stopped | Walk::Any)
 }
 
 impl ETagList {
@@ -223,18 +246,7 @@ impl ETagList {
     /// Returns `None` when the header is absent. Invalid members are skipped; a value with no
     /// valid member is `Tags(vec![])`, which matches nothing.
     pub fn from_headers(values: GetAll<'_, HeaderValue>) -> Option<ETagList> {
-        let mut combined: Option<String> = None;
-        for value in values {
-            let text = String::from_utf8_lossy(value.as_bytes());
-            match combined.as_mut() {
-                Some(all) => {
-                    all.push(',');
-                    all.push_str(&text);
-                }
-                None => combined = Some(text.into_owned()),
-            }
-        }
-        combined.map(|all| Self::parse(&all))
+        ETagField::from_headers(values).map(|field| field.list())
     }
 
     /// Parses one (possibly combined) field value.
@@ -244,26 +256,21 @@ impl ETagList {
     /// (the same line repeated by an intermediary) still means `Any`.
     pub fn parse(value: &str) -> ETagList {
         let mut tags = Vec::new();
-        let mut stars = 0usize;
-        let mut others = 0usize;
-        for member in members(value.as_bytes()) {
-            if member == b"*" {
-                stars += 1;
-                continue;
-            }
-            others += 1;
-            // `members` splits at ASCII bytes only, so each member of a `&str` is UTF-8.
-            if let Some((weak, opaque)) = std::str::from_utf8(member).ok().and_then(parse_tag) {
+        let walked = walk(value.as_bytes(), |weak, opaque| {
+            // `members` splits at ASCII bytes only, so each opaque part of a `&str` is UTF-8.
+            if let Ok(opaque) = std::str::from_utf8(opaque)
+                && opaque.chars().all(is_etagc)
+            {
                 tags.push(ETag {
                     opaque: opaque.into(),
                     weak,
                 });
             }
-        }
-        if stars > 0 && others == 0 {
-            ETagList::Any
-        } else {
-            ETagList::Tags(tags)
+            false
+        });
+        match walked {
+            Walk::Any => ETagList::Any,
+            Walk::Stopped | Walk::Tags => ETagList::Tags(tags),
         }
     }
 

@@ -92,16 +92,16 @@ impl Object {
     /// `/dir/` and `/dir/index.html` are) is matched again and remembered instead.
     pub fn policy<'s>(&self, set: &'s PolicySet, url_path: &str) -> &'s Policy {
         if let Some(memo) = &*self.policy_memo.0.load()
-            && set.made(memo.0)
             && *memo.1 == *url_path
+            && let Some(policy) = set.chosen(memo.0)
         {
-            return set.policy(memo.0);
+            return policy;
         }
-        let choice = set.choose(url_path, &self.mime);
+        let (choice, policy) = set.choose(url_path, &self.mime);
         self.policy_memo
             .0
             .store(Some(Arc::new((choice, url_path.into()))));
-        set.policy(choice)
+        policy
     }
 
     /// Bytes this object holds in memory (for the cache's byte budget).

@@ -406,6 +406,24 @@ def median_ratios(rounds, ours, theirs):
     return out
 
 
+def threshold_failures(where, sc, r, args, ours):
+    """The thresholds one run breaks (preflight, encoding, p95, error rate), as messages."""
+    out = []
+    problems = r["preflight_problems"]
+    out += [f"{where}: preflight: {problem}" for problem in problems[:3]]
+    if len(problems) > 3:
+        out.append(f"{where}: preflight: {len(problems) - 3} more (see the JSON)")
+    if sc.encoding and ours and sc.encoding not in r["encodings"]:
+        out.append(f"{where}: expected Content-Encoding {sc.encoding}, got {r['encodings']}")
+    limit = args.cold_p95_ms if sc.cold else args.p95_ms
+    if r["latency_ms"]["p95"] > limit:
+        out.append(f"{where}: p95 {r['latency_ms']['p95']:.1f} ms > {limit:g} ms")
+    if r["error_rate"] >= args.max_error_rate:
+        out.append(f"{where}: error rate {r['error_rate'] * 100:.3f} % "
+                   f"({r['errors']}) >= {args.max_error_rate * 100:g} %")
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
@@ -563,19 +581,7 @@ def main():
                     results[t.name] = r
                     # Thresholds hold for every round, not only the median one.
                     where = f"{sc.name}/{t.name}" + (f" round {rnd + 1}" if args.rounds > 1 else "")
-                    problems = r["preflight_problems"]
-                    for problem in problems[:3]:
-                        failures.append(f"{where}: preflight: {problem}")
-                    if len(problems) > 3:
-                        failures.append(f"{where}: preflight: {len(problems) - 3} more (see the JSON)")
-                    if sc.encoding and t.name == names[0] and sc.encoding not in r["encodings"]:
-                        failures.append(f"{where}: expected Content-Encoding {sc.encoding}, got {r['encodings']}")
-                    limit = args.cold_p95_ms if sc.cold else args.p95_ms
-                    if r["latency_ms"]["p95"] > limit:
-                        failures.append(f"{where}: p95 {r['latency_ms']['p95']:.1f} ms > {limit:g} ms")
-                    if r["error_rate"] >= args.max_error_rate:
-                        failures.append(f"{where}: error rate {r['error_rate'] * 100:.3f} % "
-                                        f"({r['errors']}) >= {args.max_error_rate * 100:g} %")
+                    failures += threshold_failures(where, sc, r, args, ours=t.name == names[0])
                 # Keep the target order of the pool in the JSON, whatever order the round ran in.
                 entry["results_by_round"].append({t.name: results[t.name] for t in pool})
             rounds = entry["results_by_round"]
@@ -588,7 +594,6 @@ def main():
                 entry["results"][t.name] = rounds[pick][t.name]
                 entry["median_round"][t.name] = pick + 1
             if len(pool) > 1:
-                a = entry["results"][pool[0].name]
                 c = {**median_ratios(rounds, pool[0].name, pool[1].name),
                      "rps_target": sc.ratio_target, "rounds": args.rounds}
                 misses = []

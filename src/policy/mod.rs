@@ -268,37 +268,31 @@ impl PolicySet {
     /// The policy for a successful response: the first rule whose conditions all hold, else
     /// the default. `url_path` like `/assets/app.3f9a1c2e.js`; `content_type` as sent.
     pub fn select(&self, url_path: &str, content_type: &str) -> &Policy {
-        self.policy(self.choose(url_path, content_type))
+        self.choose(url_path, content_type).1
     }
 
-    /// What [`select`](Self::select) would answer, as a small value that can be remembered
-    /// (with the object, see [`crate::object::Object::policy`]) and turned back into the
-    /// policy by [`policy`](Self::policy) while this set is current.
-    pub fn choose(&self, url_path: &str, content_type: &str) -> PolicyChoice {
+    /// [`select`](Self::select)'s answer, with the choice as a small value that can be
+    /// remembered (with the object, see [`crate::object::Object::policy`]) and turned back into
+    /// the policy by [`chosen`](Self::chosen) while this set is current.
+    pub fn choose(&self, url_path: &str, content_type: &str) -> (PolicyChoice, &Policy) {
         let subject = Subject::new(url_path, content_type);
-        PolicyChoice {
-            set: self.id,
-            rule: self
-                .rules
-                .iter()
-                .position(|rule| rule.matcher.matches(&subject)),
-        }
+        let rule = self
+            .rules
+            .iter()
+            .position(|rule| rule.matcher.matches(&subject));
+        let choice = PolicyChoice { set: self.id, rule };
+        (choice, self.by_rule(rule))
     }
 
-    /// True when `choice` was made by this set (so [`policy`](Self::policy) honours it).
-    pub fn made(&self, choice: PolicyChoice) -> bool {
-        choice.set == self.id
+    /// The policy of a choice made by this set; `None` for a choice made by another set (before
+    /// a reload).
+    pub fn chosen(&self, choice: PolicyChoice) -> Option<&Policy> {
+        (choice.set == self.id).then(|| self.by_rule(choice.rule))
     }
 
-    /// The policy of a choice made by this set; the default for a choice made by another set
-    /// (check with [`made`](Self::made) first).
-    pub fn policy(&self, choice: PolicyChoice) -> &Policy {
-        match choice.rule {
-            Some(i) if choice.set == self.id => {
-                self.rules.get(i).map_or(&self.default, |r| &r.policy)
-            }
-            _ => &self.default,
-        }
+    fn by_rule(&self, rule: Option<usize>) -> &Policy {
+        rule.and_then(|i| self.rules.get(i))
+            .map_or(&self.default, |r| &r.policy)
     }
 
     /// The policy for 404 and other error responses (`[errors]`).
