@@ -57,7 +57,7 @@ use crate::store::StoreError;
 pub use breaker::{BreakerPermit, BreakerState, CircuitBreaker};
 pub use status::{CACHE_NAME, CacheStatus, Lookup, StaleReason};
 
-use entries::ByteLru;
+use entries::{ByteLru, Entry};
 use flight::{Flight, FlightKind};
 
 /// Hot cache settings.
@@ -233,24 +233,22 @@ impl HotCache {
         if !self.enabled() {
             return None;
         }
-        let cfg = &self.config;
-        let lookup = {
-            let state = self.state.read();
-            let entry = state.lru.peek(key)?;
-            let age = now.saturating_duration_since(entry.checked);
-            let life = match &entry.object {
-                Some(_) => cfg.revalidate_after,
-                None => cfg.negative_ttl,
-            };
-            if age >= life {
-                return None;
-            }
-            self.hit(entry.object.clone(), entry.checked, life, now)
-        };
+        let lookup = self.fresh(self.state.read().lru.peek(key)?, now)?;
         if let Some(mut state) = self.state.try_write() {
             state.lru.promote(key);
         }
         Some(lookup)
+    }
+
+    /// The hit for `entry` while it is fresh: an object younger than `revalidate_after`, a
+    /// not-found younger than `negative_ttl`. The one freshness rule of both paths.
+    fn fresh(&self, entry: &Entry, now: Instant) -> Option<Lookup> {
+        let life = match &entry.object {
+            Some(_) => self.config.revalidate_after,
+            None => self.config.negative_ttl,
+        };
+        (now.saturating_duration_since(entry.checked) < life)
+            .then(|| self.hit(entry.object.clone(), entry.checked, life, now))
     }
 
     fn plan(self: &Arc<Self>, state: &mut State, key: &str, now: Instant) -> Plan {
@@ -269,17 +267,14 @@ impl HotCache {
         let Some(entry) = state.lru.get(key) else {
             return wait(state, FlightKind::Load, None);
         };
+        if let Some(lookup) = self.fresh(entry, now) {
+            return Plan::Answer(lookup);
+        }
         let age = now.saturating_duration_since(entry.checked);
         let checked = entry.checked;
         let Some(object) = entry.object.clone() else {
-            if age < cfg.negative_ttl {
-                return Plan::Answer(self.hit(None, checked, cfg.negative_ttl, now));
-            }
             return wait(state, FlightKind::Load, None);
         };
-        if age < cfg.revalidate_after {
-            return Plan::Answer(self.hit(Some(object), checked, cfg.revalidate_after, now));
-        }
         if age < cfg.revalidate_after + cfg.stale_while_revalidate {
             // RFC 5861 section 3: answer now, refresh in the background (one flight per key).
             drop(self.join_or_start(state, key, FlightKind::Revalidate(object.clone())));
