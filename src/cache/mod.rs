@@ -31,8 +31,10 @@
 //! store). A budget of 0 disables caching: every lookup goes to the loader (still coalesced)
 //! and reports `Bypass`.
 //!
-//! One `parking_lot` mutex guards the LRU and the flight table together, so "not cached and no
-//! flight" is decided atomically; it is held for map operations only, never across an await.
+//! One `parking_lot` read-write lock guards the LRU and the flight table together, so "not
+//! cached and no flight" is decided atomically under the write lock; it is held for map
+//! operations only, never across an await. Fresh hits need only the read lock (see
+//! `HotCache::fresh_hit`), so hits on different event loops never wait for each other.
 
 pub mod breaker;
 mod entries;
