@@ -539,6 +539,74 @@ async fn slowloris_is_cut_by_the_header_timeout() {
     srv.stop().await;
 }
 
+/// Reads one response to `GET /public.txt` from a keep-alive connection; false if it closed.
+async fn read_public_response(s: &mut TcpStream) -> bool {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n")
+            && got.len() >= end + 4 + PUBLIC.len()
+        {
+            assert!(
+                got.starts_with(b"HTTP/1.1 200"),
+                "{}",
+                String::from_utf8_lossy(&got)
+            );
+            assert!(got.ends_with(PUBLIC));
+            return true;
+        }
+        match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => return false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn keep_alive_waits_are_not_cut_by_the_header_timeout_but_each_head_is() {
+    // Header timeout 1 s, idle timeout 2 s. A keep-alive connection that waits 1.5 s between
+    // requests stays open (only the idle timeout governs a wait for the next request); a
+    // later request whose head trickles in is still cut by the header timeout.
+    let dir = tree_with_big_file(1024);
+    let srv = start(slow_args(dir.path()), None).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    for round in 0..3 {
+        s.write_all(b"GET /public.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(
+            read_public_response(&mut s).await,
+            "the keep-alive connection was closed before request {round}"
+        );
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let head = b"GET /public.txt HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    let mut closed = None;
+    for byte in head.iter().copied().chain(std::iter::repeat(b'a')) {
+        if started.elapsed() > Duration::from_secs(8) {
+            break;
+        }
+        if s.write_all(&[byte]).await.is_err() {
+            closed = Some(started.elapsed());
+            break;
+        }
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await
+        {
+            closed = Some(started.elapsed());
+            break;
+        }
+    }
+    let took = closed.expect("a trickled head on a keep-alive connection was open after 8 s");
+    assert!(
+        took < Duration::from_secs(4),
+        "a trickled head lived {took:?}"
+    );
+    srv.stop().await;
+}
+
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 #[tokio::test]

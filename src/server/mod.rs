@@ -1,16 +1,16 @@
 //! The listener: accepts connections, serves HTTP/1.1 (keep-alive) and HTTP/2 (h2c) through
 //! hyper-util's auto builder, and shuts down gracefully.
 //!
-//! Limits that protect the process from clients: a header-read timeout (slowloris), an idle
-//! timeout in both directions ([`idle::IdleTimeout`]), a maximum request-head size (hyper
-//! answers 431 past it), and a cap on open connections: past the cap a connection gets an
+//! Limits that protect the process from clients: a header-read timeout (slowloris) and an
+//! idle timeout in both directions ([`deadlines::Deadlines`]), a maximum request-head size
+//! (hyper answers 431 past it), and a cap on open connections: past the cap a connection gets an
 //! immediate `503` with `Retry-After` and is closed, rather than waiting in the backlog.
 //!
 //! Shutdown (SIGTERM/SIGINT, or the future given to [`Server::run`]): stop accepting, ask every
 //! connection to finish its in-flight responses (a long video download too) and close, wait up
 //! to the drain timeout, then return so the process exits 0.
 
-pub mod idle;
+pub mod deadlines;
 pub mod loops;
 
 use std::convert::Infallible;
@@ -63,8 +63,9 @@ impl Server {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(settings.header_read_timeout)
+            // The header-read timeout is ours (`deadlines`): hyper's would also cut keep-alive
+            // connections waiting for their next request.
+            .header_read_timeout(None)
             .max_buf_size(settings.max_header_size)
             .keep_alive(true);
         builder
@@ -165,18 +166,23 @@ impl Connection {
         };
         let _ = stream.set_nodelay(true);
         let settings = &app.settings;
-        // hyper's header-read timeout covers HTTP/1 only: a connection must have produced its
-        // first request within that time on either protocol, or it is dropped (h2c slowloris:
-        // a dribbled preface or request head).
+        // The head deadline of `deadlines` covers HTTP/1 requests once the protocol is known:
+        // a connection must also have produced its first request within that time on either
+        // protocol, or it is dropped (h2c slowloris: a dribbled preface or request head).
         let served = Arc::new(AtomicBool::new(false));
+        let head = deadlines::HeadSignal::default();
         let app_for_conn = app.clone();
         let served_in_service = served.clone();
+        let head_in_service = head.clone();
         let service = service_fn(move |req| {
             served_in_service.store(true, Ordering::Relaxed);
+            head_in_service.head_complete();
             let app = app_for_conn.clone();
             async move { Ok::<_, Infallible>(crate::router::route(&app, req).await) }
         });
-        let io = TokioIo::new(idle::IdleTimeout::new(stream, settings.idle_timeout));
+        let io = deadlines::Deadlines::new(stream, settings.idle_timeout)
+            .with_head_timeout(settings.header_read_timeout, head);
+        let io = TokioIo::new(io);
         let conn = watcher.watch(builder.serve_connection(io, service).into_owned());
         tokio::pin!(conn);
         let deadline = tokio::time::sleep(settings.header_read_timeout);
