@@ -101,6 +101,8 @@ struct RequestHandles {
     requests: Box<[OnceLock<Counter>]>,
     body_bytes: Box<[OnceLock<Counter>]>,
     duration: [OnceLock<AtomicHistogram>; CacheLabel::COUNT],
+    /// `bytes_saved` by reason and class, at `reason.index() * ContentClass::COUNT + class`.
+    saved: [OnceLock<Counter>; SavedReason::COUNT * ContentClass::COUNT],
 }
 
 impl Default for RequestHandles {
@@ -109,6 +111,7 @@ impl Default for RequestHandles {
             requests: (0..RequestLabels::COUNT).map(|_| OnceLock::new()).collect(),
             body_bytes: (0..RequestLabels::COUNT).map(|_| OnceLock::new()).collect(),
             duration: std::array::from_fn(|_| OnceLock::new()),
+            saved: std::array::from_fn(|_| OnceLock::new()),
         }
     }
 }
@@ -230,11 +233,12 @@ impl Metrics {
             (SavedReason::Compression, r.saved_compression),
         ] {
             if n > 0 {
-                self.saved_bytes
-                    .get_or_create(&SavedLabels {
-                        reason,
-                        class: r.class,
-                    })
+                let labels = SavedLabels {
+                    reason,
+                    class: r.class,
+                };
+                self.handles.saved[reason.index() * ContentClass::COUNT + r.class.index()]
+                    .get_or_init(|| self.saved_bytes.get_or_create(&labels).clone())
                     .inc_by(n);
             }
         }
