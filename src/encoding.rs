@@ -49,6 +49,14 @@ impl Encoding {
     /// The compressed codings in server preference order: smallest output first.
     pub const COMPRESSED: [Encoding; 3] = [Encoding::Brotli, Encoding::Zstd, Encoding::Gzip];
 
+    /// How many codings there are, identity included.
+    pub const COUNT: usize = 4;
+
+    /// This coding's position in declaration order, `0..COUNT` (for tables by coding).
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The coding's token as written in Accept-Encoding and Content-Encoding.
     pub fn token(self) -> &'static str {
         match self {

@@ -15,7 +15,7 @@
 //! validators: replacing either changes it.
 
 use std::num::NonZeroUsize;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::encoding::Encoding;
 use crate::etag::ETag;
 use crate::policy::{Policy, PolicyChoice, PolicySet};
+use crate::response::Prepared;
 use crate::store::{ObjectInfo, StoreError, Stores};
 
 /// A precompressed sibling of an object.
@@ -65,6 +66,9 @@ pub struct Object {
     pub mime: String,
     /// The metrics content class of `mime`, classified once.
     pub class: crate::metrics::ContentClass,
+    /// Whether `mime` is worth compressing ([`crate::encoding::is_compressible`]), decided
+    /// once: only these have sidecars looked up and may be compressed on the fly.
+    pub compressible: bool,
     /// The whole identity body, when small enough to keep in memory.
     pub body: Option<Bytes>,
     /// Sidecars that exist, in server preference order.
@@ -74,13 +78,33 @@ pub struct Object {
     policy_memo: PolicyMemo,
 }
 
-/// The last policy choice for an object and the path it was made for ([`Object::policy`]).
+/// The last policy choice for an object and the path it was made for ([`Object::policy`]),
+/// with the response headers prepared under that policy.
 #[derive(Debug, Default)]
-struct PolicyMemo(ArcSwapOption<(PolicyChoice, Box<str>)>);
+struct PolicyMemo(ArcSwapOption<Chosen>);
 
 impl Clone for PolicyMemo {
+    /// A clone starts with no memo: the copy may be changed (a refreshed object), and
+    /// prepared headers must never outlive the object they were made from.
     fn clone(&self) -> PolicyMemo {
-        PolicyMemo(ArcSwapOption::new(self.0.load_full()))
+        PolicyMemo::default()
+    }
+}
+
+/// The policy chosen for an object requested under one path, and what was prepared with it:
+/// the header maps of each representation ([`Chosen::prepared`]).
+#[derive(Debug)]
+pub struct Chosen {
+    choice: PolicyChoice,
+    path: Box<str>,
+    prepared: [OnceLock<Prepared>; Encoding::COUNT],
+}
+
+impl Chosen {
+    /// The prepared headers of the representation in `encoding`, made by `make` the first
+    /// time.
+    pub fn prepared(&self, encoding: Encoding, make: impl FnOnce() -> Prepared) -> &Prepared {
+        self.prepared[encoding.index()].get_or_init(make)
     }
 }
 
@@ -91,17 +115,26 @@ impl Object {
     /// set, whose choices are made afresh; a request for the object under another path (as
     /// `/dir/` and `/dir/index.html` are) is matched again and remembered instead.
     pub fn policy<'s>(&self, set: &'s PolicySet, url_path: &str) -> &'s Policy {
-        if let Some(memo) = &*self.policy_memo.0.load()
-            && *memo.1 == *url_path
-            && let Some(policy) = set.chosen(memo.0)
+        self.choose(set, url_path).0
+    }
+
+    /// [`Object::policy`] with the memo it was remembered in, where the response headers
+    /// prepared under that policy are kept.
+    pub fn choose<'s>(&self, set: &'s PolicySet, url_path: &str) -> (&'s Policy, Arc<Chosen>) {
+        if let Some(memo) = self.policy_memo.0.load_full()
+            && *memo.path == *url_path
+            && let Some(policy) = set.chosen(memo.choice)
         {
-            return policy;
+            return (policy, memo);
         }
         let (choice, policy) = set.choose(url_path, &self.mime);
-        self.policy_memo
-            .0
-            .store(Some(Arc::new((choice, url_path.into()))));
-        policy
+        let memo = Arc::new(Chosen {
+            choice,
+            path: url_path.into(),
+            prepared: Default::default(),
+        });
+        self.policy_memo.0.store(Some(memo.clone()));
+        (policy, memo)
     }
 
     /// Bytes this object holds in memory (for the cache's byte budget).
@@ -261,6 +294,7 @@ impl Loader {
             variant_etags,
             content_type,
             class: crate::metrics::ContentClass::from_content_type(&mime),
+            compressible,
             mime,
             body,
             sidecars,

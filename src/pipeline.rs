@@ -35,7 +35,7 @@ use crate::object::Object;
 use crate::policy::PolicySet;
 use crate::range::{self, Multipart, RangeDecision};
 use crate::request::{ObjectMethod, ObjectRequest, PathError, map_path};
-use crate::response::{self, Body, ObjectHeaders, Vary};
+use crate::response::{self, Body, Prepared, RepresentationHeaders, RequestHeaders, Vary};
 use crate::store::{BodyStream, ObjectInfo, StoreError};
 
 /// Room for the header fields of an object response (about a dozen), reserved up front so the
@@ -205,7 +205,7 @@ async fn serve(
     object: &Arc<Object>,
     private: bool,
 ) -> Outcome {
-    let policy = object.policy(policies, &oreq.target.path);
+    let (policy, chosen_policy) = object.choose(policies, &oreq.target.path);
     let class = object.class;
     let cache = match lookup.status {
         CacheStatus::Hit => CacheLabel::Hit,
@@ -222,7 +222,7 @@ async fn serve(
     };
 
     // 3. select
-    let on_the_fly = encoding::is_compressible(&object.mime)
+    let on_the_fly = object.compressible
         && !policy.no_transform
         && object.info.size >= app.settings.compress_min_size;
     let negotiable = on_the_fly || !object.sidecars.is_empty();
@@ -250,11 +250,7 @@ async fn serve(
     } else {
         Some(Encoding::Identity)
     };
-    let headers = |etag| ObjectHeaders {
-        etag,
-        last_modified: &object.last_modified_value,
-        policy,
-        vary,
+    let request_headers = || RequestHeaders {
         cache_status: lookup.cache_status_header(),
         private,
         cors: cors.allow_origin.clone(),
@@ -280,6 +276,22 @@ async fn serve(
         }
     };
 
+    let representation = RepresentationHeaders {
+        etag: rep.etag_value,
+        last_modified: &object.last_modified_value,
+        policy,
+        vary,
+    };
+    // The fields prepared for this representation, when its length is settled.
+    let prepared = rep
+        .len()
+        .map(|len| {
+            chosen_policy.prepared(rep.encoding, || {
+                Prepared::new(&representation, &object.content_type, rep.encoding, len)
+            })
+        })
+        .filter(|p| p.fits(rep.len(), vary));
+
     // 4. decide
     let validators = Validators {
         etag: rep.etag,
@@ -290,8 +302,15 @@ async fn serve(
         Precondition::NotModified => {
             let mut res = Response::new(response::empty());
             *res.status_mut() = StatusCode::NOT_MODIFIED;
-            res.headers_mut().reserve(RESPONSE_HEADERS);
-            headers(rep.etag_value).write(res.headers_mut());
+            match prepared {
+                Some(p) => *res.headers_mut() = p.not_modified(request_headers()),
+                None => {
+                    let h = res.headers_mut();
+                    h.reserve(RESPONSE_HEADERS);
+                    representation.write(h);
+                    request_headers().write(h);
+                }
+            }
             outcome.saved_not_modified = rep.len().unwrap_or(object.info.size);
             outcome.response = res;
             return outcome;
@@ -323,21 +342,21 @@ async fn serve(
     {
         outcome.saved_compression = object.info.size.saturating_sub(len);
     }
+    // The 200's fields; a 206 changes what differs.
     let mut res = Response::new(response::empty());
-    res.headers_mut().reserve(RESPONSE_HEADERS);
-    let h = res.headers_mut();
-    headers(rep.etag_value).write(h);
-    if rep.encoding != Encoding::Identity {
-        h.insert(header::CONTENT_ENCODING, rep.encoding.header_value());
+    match prepared {
+        Some(p) => *res.headers_mut() = p.ok(request_headers()),
+        None => {
+            let h = res.headers_mut();
+            h.reserve(RESPONSE_HEADERS);
+            representation.write(h);
+            response::content_headers(h, &object.content_type, rep.encoding, rep.len());
+            request_headers().write(h);
+        }
     }
     let head_only = oreq.method == ObjectMethod::Head;
     let body: Result<Body, StoreError> = match decision {
         RangeDecision::Full => {
-            h.insert(header::CONTENT_TYPE, object.content_type.clone());
-            if let Some(len) = rep.len() {
-                h.insert(header::ACCEPT_RANGES, response::accept_ranges());
-                h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-            }
             if head_only {
                 Ok(response::empty())
             } else {
@@ -349,7 +368,6 @@ async fn serve(
             let len = rep.len().unwrap_or(0);
             *res.status_mut() = StatusCode::PARTIAL_CONTENT;
             let h = res.headers_mut();
-            h.insert(header::CONTENT_TYPE, object.content_type.clone());
             h.insert(header::CONTENT_RANGE, range::content_range(&r, len));
             h.insert(header::CONTENT_LENGTH, HeaderValue::from(r.end - r.start));
             range_body(app, &rep, r).await

@@ -1,10 +1,23 @@
 //! Step 6 of the pipeline: the one place that builds a `Response`.
 //!
-//! [`ObjectHeaders::write`] writes the validator and caching headers (ETag, Last-Modified,
-//! Cache-Control and friends, Vary, Cache-Status) for 200, 206 and 304 alike: RFC 9110
-//! §15.4.5 wants the same ETag, Cache-Control and Vary on a 304 as on the 200 it stands for,
-//! and a CDN that revalidates uses them to refresh its copy. Error responses carry a short
-//! fixed text; causes go to the log, never to the client.
+//! The header fields of an object response come in three parts, each written by one function:
+//! - [`RepresentationHeaders`]: the validators and caching fields (ETag, Last-Modified,
+//!   Cache-Control and friends, Vary, nosniff), the same for 200, 206 and 304 alike: RFC 9110
+//!   §15.4.5 wants the same ETag, Cache-Control and Vary on a 304 as on the 200 it stands
+//!   for, and a CDN that revalidates uses them to refresh its copy;
+//! - [`content_headers`]: Content-Type, Content-Encoding, Accept-Ranges and Content-Length of
+//!   a whole representation (200);
+//! - [`RequestHeaders`]: what depends on the request (Cache-Status, `private` for signed
+//!   objects, CORS).
+//!
+//! The first two do not change between requests for a cached object, so [`Prepared`] builds
+//! them once per representation; a response then costs a copy of the prepared map and the
+//! request's fields on top. Error responses carry a short fixed text; causes go to the log,
+//! never to the client.
+
+mod prepared;
+
+pub use prepared::Prepared;
 
 use std::io;
 use std::pin::Pin;
@@ -17,6 +30,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody, combinators::UnsyncBoxBody};
 
+use crate::encoding::Encoding;
 use crate::policy::Policy;
 use crate::store::BodyStream;
 
@@ -110,8 +124,10 @@ impl Vary {
     }
 }
 
-/// Validator and caching headers shared by 200, 206, 304 (and the negotiated 406/416).
-pub struct ObjectHeaders<'a> {
+/// The validators and caching fields of one representation under one policy: the same on
+/// every response for it (200, 206, 304, and the negotiated 406/416 use parts of them).
+#[derive(Clone, Copy)]
+pub struct RepresentationHeaders<'a> {
     /// ETag of the selected representation, rendered.
     pub etag: &'a HeaderValue,
     /// Last-Modified, rendered (never later than Date: see [`crate::object::Object`]).
@@ -120,20 +136,54 @@ pub struct ObjectHeaders<'a> {
     pub policy: &'a Policy,
     /// Vary.
     pub vary: Vary,
-    /// Cache-Status.
-    pub cache_status: HeaderValue,
-    /// `Cache-Control: private` regardless of policy (signed private objects).
-    pub private: bool,
-    /// CORS headers to add.
-    pub cors: Option<HeaderValue>,
 }
 
-impl ObjectHeaders<'_> {
-    /// Writes the headers into `h`.
+impl RepresentationHeaders<'_> {
+    /// Writes the fields into `h`.
     pub fn write(&self, h: &mut HeaderMap) {
         h.insert(header::ETAG, self.etag.clone());
         h.insert(header::LAST_MODIFIED, self.last_modified.clone());
         self.policy.apply(h);
+        if let Some(vary) = self.vary.header_value() {
+            h.append(header::VARY, vary);
+        }
+        h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
+    }
+}
+
+/// The fields of a whole representation's 200: its type, coding and, when the length is
+/// known (not a compression stream), `Accept-Ranges` and `Content-Length`.
+pub fn content_headers(
+    h: &mut HeaderMap,
+    content_type: &HeaderValue,
+    encoding: Encoding,
+    len: Option<u64>,
+) {
+    if encoding != Encoding::Identity {
+        h.insert(header::CONTENT_ENCODING, encoding.header_value());
+    }
+    h.insert(header::CONTENT_TYPE, content_type.clone());
+    if let Some(len) = len {
+        h.insert(header::ACCEPT_RANGES, accept_ranges());
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+}
+
+/// The fields that depend on the request rather than on the representation.
+pub struct RequestHeaders {
+    /// Cache-Status (RFC 9211) of this lookup.
+    pub cache_status: HeaderValue,
+    /// `Cache-Control: private` regardless of policy (signed private objects).
+    pub private: bool,
+    /// `Access-Control-Allow-Origin` to add.
+    pub cors: Option<HeaderValue>,
+}
+
+impl RequestHeaders {
+    /// Writes the fields into `h`, over the representation's (`private` replaces the
+    /// policy's caching fields).
+    pub fn write(self, h: &mut HeaderMap) {
+        h.insert(CACHE_STATUS.clone(), self.cache_status);
         if self.private {
             h.insert(
                 header::CACHE_CONTROL,
@@ -142,13 +192,8 @@ impl ObjectHeaders<'_> {
             h.remove(HeaderName::from_static("cdn-cache-control"));
             h.remove(HeaderName::from_static("surrogate-key"));
         }
-        if let Some(vary) = self.vary.header_value() {
-            h.append(header::VARY, vary);
-        }
-        h.insert(CACHE_STATUS.clone(), self.cache_status.clone());
-        h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
-        if let Some(origin) = &self.cors {
-            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        if let Some(origin) = self.cors {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         }
     }
 }

@@ -19,7 +19,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::{HotCache, State};
-use crate::encoding::{Encoding, is_compressible};
+use crate::encoding::Encoding;
 use crate::object::Object;
 use crate::store::{ObjectInfo, StoreError};
 
@@ -160,7 +160,7 @@ impl HotCache {
     }
 
     async fn sidecars_unchanged(&self, key: &str, old: &Object) -> Result<bool, StoreError> {
-        if !is_compressible(&old.mime) {
+        if !old.compressible {
             return Ok(true); // the loader looks for sidecars of compressible types only
         }
         let stores = self.loader.stores();

@@ -1,0 +1,188 @@
+//! Header maps prepared once per representation of a cached object (issue 6: precomputed
+//! headers for cache hits).
+//!
+//! Building a response's fields one by one costs a hash and an insert each, about a dozen
+//! times per response. For a cached object they are the same on every request except for the
+//! few that depend on the request ([`RequestHeaders`]), so they are built once, with a
+//! placeholder `Cache-Status` in its place, and each response starts from a copy: one
+//! allocation and a reference count per value, after which the request's `Cache-Status`
+//! replaces the placeholder without growing the map.
+//!
+//! A [`Prepared`] is kept with the policy choice of its object ([`crate::object::Chosen`]),
+//! so a policy reload, or the object requested under another path, prepares anew; and it
+//! records the length and `Vary` it was made for, so a representation whose bytes are not
+//! settled yet (a compression stream before its variant is stored) never uses it.
+
+use http::HeaderMap;
+use http::header::HeaderValue;
+
+use super::{CACHE_STATUS, RepresentationHeaders, RequestHeaders, Vary, content_headers};
+use crate::cache::CACHE_NAME;
+use crate::encoding::Encoding;
+
+/// Room for a response's fields: the prepared ones and those a request may add (CORS, a
+/// range's `Content-Range`) without growing the map.
+const CAPACITY: usize = 16;
+
+/// The fields of one representation's 200 and 304, made once.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The 200 for the whole representation: representation and content fields.
+    ok: HeaderMap,
+    /// The 304: representation fields only (RFC 9110 §15.4.5).
+    not_modified: HeaderMap,
+    /// The representation's length `ok` states.
+    len: u64,
+    /// The `Vary` both state.
+    vary: Vary,
+}
+
+impl Prepared {
+    /// Prepares the fields of `representation` in `encoding`, `len` bytes of `content_type`.
+    pub fn new(
+        representation: &RepresentationHeaders<'_>,
+        content_type: &HeaderValue,
+        encoding: Encoding,
+        len: u64,
+    ) -> Prepared {
+        let placeholder = HeaderValue::from_static(CACHE_NAME);
+        let mut not_modified = HeaderMap::with_capacity(CAPACITY);
+        representation.write(&mut not_modified);
+        not_modified.insert(CACHE_STATUS.clone(), placeholder.clone());
+        let mut ok = not_modified.clone();
+        ok.reserve(CAPACITY - ok.len());
+        content_headers(&mut ok, content_type, encoding, Some(len));
+        Prepared {
+            ok,
+            not_modified,
+            len,
+            vary: representation.vary,
+        }
+    }
+
+    /// Whether these fields are those of a representation of `len` bytes varying on `vary`.
+    pub fn fits(&self, len: Option<u64>, vary: Vary) -> bool {
+        len == Some(self.len) && vary == self.vary
+    }
+
+    /// The fields of a 200 for the whole representation, with the request's on top.
+    pub fn ok(&self, request: RequestHeaders) -> HeaderMap {
+        let mut h = self.ok.clone();
+        request.write(&mut h);
+        h
+    }
+
+    /// The fields of a 304, with the request's on top.
+    pub fn not_modified(&self, request: RequestHeaders) -> HeaderMap {
+        let mut h = self.not_modified.clone();
+        request.write(&mut h);
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PolicySet;
+    use http::header;
+
+    fn policies() -> PolicySet {
+        PolicySet::from_str(
+            r#"
+            [default]
+            max-age = "1h"
+            cdn-cache-control = { max-age = "1d" }
+
+            [errors]
+            max-age = "60s"
+        "#,
+            "t.toml",
+        )
+        .unwrap()
+    }
+
+    /// What the fields must be: the three parts written one by one into an empty map.
+    fn written(
+        representation: &RepresentationHeaders<'_>,
+        content: Option<(&HeaderValue, Encoding, u64)>,
+        request: RequestHeaders,
+    ) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        representation.write(&mut h);
+        if let Some((content_type, encoding, len)) = content {
+            content_headers(&mut h, content_type, encoding, Some(len));
+        }
+        request.write(&mut h);
+        h
+    }
+
+    fn sorted(h: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<_> = h
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn prepared_fields_equal_the_fields_written_one_by_one() {
+        let set = policies();
+        let policy = set.select("/a.css", "text/css");
+        let etag = HeaderValue::from_static("\"abc\"");
+        let last_modified = HeaderValue::from_static("Thu, 01 Jan 2026 00:00:00 GMT");
+        let content_type = HeaderValue::from_static("text/css; charset=utf-8");
+        for vary in [
+            Vary::default(),
+            Vary {
+                accept_encoding: true,
+                origin: true,
+            },
+        ] {
+            let representation = RepresentationHeaders {
+                etag: &etag,
+                last_modified: &last_modified,
+                policy,
+                vary,
+            };
+            let prepared = Prepared::new(&representation, &content_type, Encoding::Brotli, 1234);
+            let requests = || {
+                [
+                    (
+                        HeaderValue::from_static("cdn-origin; hit; ttl=5"),
+                        false,
+                        None,
+                    ),
+                    (
+                        HeaderValue::from_static("cdn-origin; fwd=uri-miss; stored"),
+                        true,
+                        Some(HeaderValue::from_static("https://a.example")),
+                    ),
+                ]
+                .map(|(cache_status, private, cors)| RequestHeaders {
+                    cache_status,
+                    private,
+                    cors,
+                })
+            };
+            for (request, expected) in requests().into_iter().zip(requests()) {
+                let want = written(
+                    &representation,
+                    Some((&content_type, Encoding::Brotli, 1234)),
+                    expected,
+                );
+                assert_eq!(sorted(&prepared.ok(request)), sorted(&want));
+            }
+            for (request, expected) in requests().into_iter().zip(requests()) {
+                let want = written(&representation, None, expected);
+                let got = prepared.not_modified(request);
+                assert_eq!(sorted(&got), sorted(&want));
+                assert!(got.get(header::CONTENT_TYPE).is_none());
+                assert!(got.get(header::CONTENT_LENGTH).is_none());
+            }
+            assert!(prepared.fits(Some(1234), vary));
+            assert!(!prepared.fits(None, vary));
+            assert!(!prepared.fits(Some(1235), vary));
+        }
+    }
+}
