@@ -57,17 +57,27 @@ pub fn map_path(uri: &Uri, serve_dotfiles: bool) -> Result<MappedPath, PathError
     if !raw.starts_with('/') {
         return Err(PathError::Bad("path must start with /"));
     }
-    if has_encoded_separator(raw) || raw.contains('\\') {
-        return Err(PathError::Bad("encoded or backslash separator"));
-    }
-    let decoded = percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .map_err(|_| PathError::Bad("path is not UTF-8"))?;
+    // Most paths are plain: printable ASCII with nothing to decode. One pass over the bytes
+    // proves that, and the checks below (each a pass of its own) are all for the others.
+    let plain = raw
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'%' && b != b'\\');
+    let decoded = if plain {
+        std::borrow::Cow::Borrowed(raw)
+    } else {
+        if has_encoded_separator(raw) || raw.contains('\\') {
+            return Err(PathError::Bad("encoded or backslash separator"));
+        }
+        let decoded = percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| PathError::Bad("path is not UTF-8"))?;
+        if decoded.chars().any(|c| c.is_control()) {
+            return Err(PathError::Bad("control character in path"));
+        }
+        decoded
+    };
     if decoded.len() > MAX_PATH_LEN {
         return Err(PathError::TooLong);
-    }
-    if decoded.chars().any(|c| c.is_control()) {
-        return Err(PathError::Bad("control character in path"));
     }
     let path = decoded.into_owned();
     let trimmed = &path[1..];
