@@ -25,7 +25,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::header::{
-    GetAll, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE,
+    GetAll, HeaderName, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE,
 };
 use http::{HeaderMap, HeaderValue, Method};
 
@@ -103,7 +103,27 @@ impl Conditions {
     /// The one reader; `now` is asked only when there is an `If-Modified-Since` to judge (the
     /// clock is not read for the other requests).
     fn read(headers: &HeaderMap, now: impl FnOnce() -> SystemTime) -> Conditions {
-        let if_range = single(headers.get_all(IF_RANGE)).map(|value| {
+        // Requests carry none or one of the five fields as a rule: one pass over the field
+        // names (a comparison each, no hashing) finds which are present, and only those are
+        // looked up.
+        static FIELDS: [HeaderName; 5] = [
+            IF_MATCH,
+            IF_NONE_MATCH,
+            IF_MODIFIED_SINCE,
+            IF_UNMODIFIED_SINCE,
+            IF_RANGE,
+        ];
+        let mut present = [false; 5];
+        for name in headers.keys() {
+            if let Some(i) = FIELDS.iter().position(|field| field == name) {
+                present[i] = true;
+            }
+        }
+        if present == [false; 5] {
+            return Conditions::default();
+        }
+        let field = |i: usize| present[i].then(|| headers.get_all(&FIELDS[i]));
+        let if_range = field(4).and_then(single).map(|value| {
             let parsed = value.and_then(|v| {
                 let text = v.to_str().ok()?.trim_matches([' ', '\t']);
                 // §13.1.5: an entity-tag starts with a quote or `W/`; anything else is a date.
@@ -116,11 +136,12 @@ impl Conditions {
             parsed.unwrap_or(IfRange::Invalid)
         });
         Conditions {
-            if_match: ETagField::from_headers(headers.get_all(IF_MATCH)),
-            if_none_match: ETagField::from_headers(headers.get_all(IF_NONE_MATCH)),
-            if_modified_since: date_header(headers.get_all(IF_MODIFIED_SINCE))
+            if_match: field(0).and_then(ETagField::from_headers),
+            if_none_match: field(1).and_then(ETagField::from_headers),
+            if_modified_since: field(2)
+                .and_then(date_header)
                 .filter(|date| whole_seconds(*date) <= whole_seconds(now())),
-            if_unmodified_since: date_header(headers.get_all(IF_UNMODIFIED_SINCE)),
+            if_unmodified_since: field(3).and_then(date_header),
             if_range,
         }
     }
