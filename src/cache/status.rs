@@ -12,8 +12,7 @@
 //!   the stale entry was served anyway (stale-if-error);
 //! - `fwd=bypass` when the cache is disabled.
 
-use std::io::{Cursor, Write as _};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use http::HeaderValue;
 
@@ -57,6 +56,27 @@ pub struct Lookup {
     pub stored: bool,
     /// This lookup waited for another lookup's store request (RFC 9211 `collapsed`).
     pub collapsed: bool,
+    /// For a cached not-found: what it remembers of `KEY/index.html` ([`IndexMemo`]).
+    pub index: Option<Arc<IndexMemo>>,
+}
+
+/// What a cached not-found for `KEY` remembers of `KEY/index.html`, whose existence decides
+/// between a 404 and a 308 to `KEY/` (see [`crate::pipeline`]): asked once per negative
+/// entry instead of on every request, and forgotten with the entry (the negative TTL, or a
+/// purge of `KEY`), so it is never older than the not-found itself may be.
+#[derive(Debug, Default)]
+pub struct IndexMemo(OnceLock<bool>);
+
+impl IndexMemo {
+    /// Whether `KEY/index.html` exists, once known.
+    pub fn get(&self) -> Option<bool> {
+        self.0.get().copied()
+    }
+
+    /// Remembers whether `KEY/index.html` exists (the first answer stays).
+    pub fn set(&self, exists: bool) {
+        let _ = self.0.set(exists);
+    }
 }
 
 impl Lookup {
@@ -66,34 +86,60 @@ impl Lookup {
         // Written into a stack buffer, so the only allocation is the `HeaderValue` itself
         // (this runs once per response). The longest value, with an i64 ttl, is under 100
         // bytes.
-        let mut buf = [0u8; 128];
-        let mut v = Cursor::new(&mut buf[..]);
-        let _ = v.write_all(CACHE_NAME.as_bytes());
-        let _ = v.write_all(match self.status {
+        let mut v = StackText::default();
+        v.push(CACHE_NAME.as_bytes());
+        v.push(match self.status {
             CacheStatus::Hit | CacheStatus::Stale(StaleReason::Revalidating) => b"; hit",
             CacheStatus::Stale(StaleReason::StoreError) => b"; fwd=stale",
             CacheStatus::Miss => b"; fwd=uri-miss",
             CacheStatus::Bypass => b"; fwd=bypass",
         });
         if let Some(ttl) = self.ttl {
-            let _ = v.write_all(b"; ttl=");
-            let _ = v.write_all(itoa::Buffer::new().format(ttl).as_bytes());
+            v.push(b"; ttl=");
+            v.push(itoa::Buffer::new().format(ttl).as_bytes());
         }
         if self.stored && matches!(self.status, CacheStatus::Miss) {
-            let _ = v.write_all(b"; stored");
+            v.push(b"; stored");
         }
         if self.collapsed && matches!(self.status, CacheStatus::Miss | CacheStatus::Bypass) {
-            let _ = v.write_all(b"; collapsed");
+            v.push(b"; collapsed");
         }
-        let _ = v.write_all(match self.status {
+        v.push(match self.status {
             CacheStatus::Stale(StaleReason::Revalidating) => b"; detail=revalidating",
             CacheStatus::Stale(StaleReason::StoreError) => b"; detail=store-error",
             _ => b"",
         });
-        let len = usize::try_from(v.position()).unwrap_or(0);
         // Only ASCII tokens and integers are written above, so this cannot fail.
-        HeaderValue::from_bytes(&buf[..len])
+        HeaderValue::from_bytes(v.as_bytes())
             .unwrap_or_else(|_| HeaderValue::from_static(CACHE_NAME))
+    }
+}
+
+/// A short text assembled on the stack; what does not fit is cut off (nothing written here
+/// comes near the size).
+struct StackText {
+    bytes: [u8; 128],
+    len: usize,
+}
+
+impl Default for StackText {
+    fn default() -> StackText {
+        StackText {
+            bytes: [0; 128],
+            len: 0,
+        }
+    }
+}
+
+impl StackText {
+    fn push(&mut self, part: &[u8]) {
+        let n = part.len().min(self.bytes.len() - self.len);
+        self.bytes[self.len..self.len + n].copy_from_slice(&part[..n]);
+        self.len += n;
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
@@ -108,6 +154,7 @@ mod tests {
             ttl,
             stored,
             collapsed,
+            index: None,
         }
     }
 
