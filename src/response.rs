@@ -21,6 +21,7 @@ pub use prepared::Prepared;
 
 use std::io;
 use std::pin::Pin;
+use std::sync::LazyLock;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -209,23 +210,34 @@ pub fn accept_ranges() -> HeaderValue {
     BYTES.clone()
 }
 
-/// A short plain-text response for errors and refusals, cached by the error policy.
+/// A short plain-text response for errors and refusals, cached by the error policy. The
+/// fields are the same for every such response under one policy, so they are written once
+/// per policy (or once, for `no-store`) and copied.
 pub fn plain(
     status: StatusCode,
     text: &'static str,
     error_policy: Option<&Policy>,
 ) -> Response<Body> {
+    static NO_STORE: LazyLock<HeaderMap> = LazyLock::new(|| {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, TEXT_PLAIN.clone());
+        h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h
+    });
+    let fields = match error_policy {
+        Some(policy) => policy.plain_fields(|| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, TEXT_PLAIN.clone());
+            h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
+            policy.apply(&mut h);
+            h
+        }),
+        None => &NO_STORE,
+    };
     let mut res = Response::new(full(Bytes::from_static(text.as_bytes())));
     *res.status_mut() = status;
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, TEXT_PLAIN.clone());
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
-    match error_policy {
-        Some(policy) => policy.apply(h),
-        None => {
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        }
-    }
+    *res.headers_mut() = fields.clone();
     res
 }
 

@@ -68,6 +68,9 @@ pub struct Policy {
     pub directives: Directives,
     /// The parsed CDN-Cache-Control directives.
     pub cdn_directives: Option<Directives>,
+    /// The fields of a short plain-text response under this policy (the error policy's 404s
+    /// and friends), made by [`crate::response::plain`] the first time and copied after.
+    plain_fields: std::sync::OnceLock<HeaderMap>,
 }
 
 impl Policy {
@@ -106,7 +109,13 @@ impl Policy {
             extra_headers,
             directives: spec.directives,
             cdn_directives: spec.cdn,
+            plain_fields: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The fields of a plain response under this policy, made by `make` the first time.
+    pub fn plain_fields(&self, make: impl FnOnce() -> HeaderMap) -> &HeaderMap {
+        self.plain_fields.get_or_init(make)
     }
 
     /// Writes Cache-Control, CDN-Cache-Control, Surrogate-Key and the extra headers,
