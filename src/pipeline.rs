@@ -145,7 +145,7 @@ pub async fn handle(app: &Arc<App>, req: &Request<hyper::body::Incoming>) -> Out
         Err(e) => return Outcome::plain(store_failure(&e, error_policy)),
     };
     let Some(object) = lookup.object.clone() else {
-        let mut res = missing(app, &oreq, req.uri(), error_policy).await;
+        let mut res = missing(app, &oreq, &lookup, req.uri(), error_policy).await;
         res.headers_mut()
             .insert(response::CACHE_STATUS.clone(), lookup.cache_status_header());
         return Outcome::plain(res);
@@ -153,30 +153,47 @@ pub async fn handle(app: &Arc<App>, req: &Request<hyper::body::Incoming>) -> Out
     serve(app, &policies, &oreq, &lookup, &object, private).await
 }
 
-/// 404, or a 308 to `/dir/` when `dir/index.html` exists (issue 2, point 3).
+/// 404, or a 308 to `/dir/` when `dir/index.html` exists (issue 2, point 3). A cached
+/// not-found remembers the answer for `dir/index.html` ([`crate::cache::IndexMemo`]), so a
+/// repeated 404 costs one cache lookup, not two.
 async fn missing(
     app: &Arc<App>,
     oreq: &ObjectRequest,
+    lookup: &Lookup,
     uri: &http::Uri,
     error_policy: &crate::policy::Policy,
 ) -> Response<Body> {
-    if !oreq.target.is_index {
-        let mut index_key = String::with_capacity(oreq.target.key.len() + 11);
-        index_key.push_str(&oreq.target.key);
-        index_key.push_str("/index.html");
-        if let Ok(Lookup {
-            object: Some(_), ..
-        }) = app.cache.lookup(&index_key).await
-        {
-            let mut location = format!("{}/", uri.path());
-            if let Some(q) = uri.query() {
-                location.push('?');
-                location.push_str(q);
-            }
-            return response::permanent_redirect(&location, error_policy);
+    if !oreq.target.is_index && index_exists(app, &oreq.target.key, lookup).await {
+        let mut location = format!("{}/", uri.path());
+        if let Some(q) = uri.query() {
+            location.push('?');
+            location.push_str(q);
         }
+        return response::permanent_redirect(&location, error_policy);
     }
     not_found(error_policy)
+}
+
+/// Whether `KEY/index.html` exists, from the not-found's memo or the cache.
+async fn index_exists(app: &Arc<App>, key: &str, lookup: &Lookup) -> bool {
+    let memo = lookup.index.as_deref();
+    if let Some(exists) = memo.and_then(crate::cache::IndexMemo::get) {
+        return exists;
+    }
+    let mut index_key = String::with_capacity(key.len() + 11);
+    index_key.push_str(key);
+    index_key.push_str("/index.html");
+    match app.cache.lookup(&index_key).await {
+        Ok(index) => {
+            let exists = index.object.is_some();
+            if let Some(memo) = memo {
+                memo.set(exists);
+            }
+            exists
+        }
+        // A store failure is not an answer to remember; the 404 stands for now.
+        Err(_) => false,
+    }
 }
 
 fn not_found(error_policy: &crate::policy::Policy) -> Response<Body> {

@@ -346,6 +346,61 @@ async fn purge_drops_entries_by_path_and_prefix_behind_a_token() {
 }
 
 #[tokio::test]
+async fn a_cached_not_found_remembers_its_index_until_the_index_is_purged() {
+    let token = "0123456789abcdef-token";
+    let (srv, store, _dir) = counting_server(|a| a.purge_token = Some(token.into())).await;
+    let status = |path: &'static str| {
+        let url = srv.url(path);
+        async move {
+            let res = client().get(url).send().await.unwrap();
+            (res.status(), h(&res, "location").to_string())
+        }
+    };
+    let purge = |body: &'static str| {
+        let url = srv.url("/_admin/purge");
+        async move {
+            let res = client()
+                .post(url)
+                .bearer_auth(token)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+        }
+    };
+    for (name, purge_body) in [
+        ("docs", r#"{"path":"/docs/index.html"}"#),
+        ("guide", r#"{"prefix":"/guide/"}"#),
+    ] {
+        let path: &'static str = Box::leak(format!("/{name}").into_boxed_str());
+        assert_eq!(status(path).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(status(path).await.0, StatusCode::NOT_FOUND);
+        // From now on the not-found knows `NAME/index.html` is absent: one cache lookup per
+        // request, not two.
+        let hits = srv.app.cache.stats().hits;
+        assert_eq!(status(path).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            srv.app.cache.stats().hits,
+            hits + 1,
+            "{name}: lookups per 404"
+        );
+        // The index appears; until it is purged, the cached answers stand.
+        store
+            .put_bytes(&format!("{name}/index.html"), bytes_of(10, 1))
+            .await
+            .unwrap();
+        assert_eq!(status(path).await.0, StatusCode::NOT_FOUND);
+        // Purging the index forgets the not-found that remembered it.
+        purge(purge_body).await;
+        let (code, location) = status(path).await;
+        assert_eq!(code, StatusCode::PERMANENT_REDIRECT, "{name}");
+        assert_eq!(location, format!("{path}/"));
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
 async fn s3_outage_is_bridged_by_stale_copies() {
     let Some(bin) = moto::moto_bin() else {
         return;

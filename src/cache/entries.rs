@@ -15,6 +15,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use lru::LruCache;
 
+use super::IndexMemo;
 use crate::encoding::Encoding;
 use crate::etag::ETag;
 use crate::object::Object;
@@ -31,6 +32,8 @@ pub(super) struct Entry {
     pub object: Option<Arc<Object>>,
     /// When the store last confirmed this entry (load or revalidation).
     pub checked: Instant,
+    /// For a not-found: what it remembers of `KEY/index.html`.
+    pub index: Option<Arc<IndexMemo>>,
     variants: Vec<(Encoding, Bytes)>,
     weight: u64,
 }
@@ -100,6 +103,7 @@ impl ByteLru {
         self.map.put(
             key.to_string(),
             Entry {
+                index: object.is_none().then(Default::default),
                 object,
                 checked,
                 variants: Vec::new(),
@@ -135,6 +139,15 @@ impl ByteLru {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Drops the entry for `key` if it is a not-found; true when it was.
+    pub fn remove_not_found(&mut self, key: &str) -> bool {
+        if self.map.peek(key).is_some_and(|e| e.object.is_none()) {
+            self.remove(key)
+        } else {
+            false
         }
     }
 

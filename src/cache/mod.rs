@@ -57,7 +57,7 @@ use crate::object::{Loader, Object};
 use crate::store::StoreError;
 
 pub use breaker::{BreakerPermit, BreakerState, CircuitBreaker};
-pub use status::{CACHE_NAME, CacheStatus, Lookup, StaleReason};
+pub use status::{CACHE_NAME, CacheStatus, IndexMemo, Lookup, StaleReason};
 
 use entries::{ByteLru, Entry};
 use flight::{Flight, FlightKind};
@@ -219,6 +219,7 @@ impl HotCache {
                     ttl: Some(self.ttl(checked, self.config.revalidate_after, now)),
                     stored: false,
                     collapsed,
+                    index: None,
                 }
             }
         };
@@ -249,8 +250,10 @@ impl HotCache {
             Some(_) => self.config.revalidate_after,
             None => self.config.negative_ttl,
         };
-        (now.saturating_duration_since(entry.checked) < life)
-            .then(|| self.hit(entry.object.clone(), entry.checked, life, now))
+        (now.saturating_duration_since(entry.checked) < life).then(|| Lookup {
+            index: entry.index.clone(),
+            ..self.hit(entry.object.clone(), entry.checked, life, now)
+        })
     }
 
     fn plan(self: &Arc<Self>, state: &mut State, key: &str, now: Instant) -> Plan {
@@ -286,6 +289,7 @@ impl HotCache {
                 ttl: Some(self.ttl(checked, cfg.revalidate_after, now)),
                 stored: false,
                 collapsed: false,
+                index: None,
             });
         }
         wait(
@@ -308,6 +312,7 @@ impl HotCache {
             ttl: Some(self.ttl(checked, life, now)),
             stored: false,
             collapsed: false,
+            index: None,
         }
     }
 
@@ -331,6 +336,7 @@ impl HotCache {
             ttl,
             stored: fetched.stored,
             collapsed,
+            index: None,
         }
     }
 
@@ -390,6 +396,12 @@ impl HotCache {
         } else {
             usize::from(state.lru.remove(target))
         };
+        // A not-found for `dir` remembers whether `dir/index.html` exists (`IndexMemo`), so
+        // purging that index forgets the not-found too: `/dir` redirects as soon as the
+        // index is there, not a negative TTL later.
+        if let Some(dir) = index_parent(target, prefix) {
+            state.lru.remove_not_found(dir);
+        }
         // A flight that is no longer registered does not store its answer (see flight.rs);
         // its waiters still get it.
         state.flights.retain(|k, _| {
@@ -416,4 +428,17 @@ impl HotCache {
             stale: self.stale.load(Ordering::Relaxed),
         }
     }
+}
+
+/// The key `dir` whose `dir/index.html` a purge of `target` (a key, or a key prefix) removes.
+fn index_parent(target: &str, prefix: bool) -> Option<&str> {
+    const INDEX: &str = "/index.html";
+    let slash = target.rfind('/')?;
+    let rest = &target[slash..];
+    let covered = if prefix {
+        INDEX.starts_with(rest)
+    } else {
+        rest == INDEX
+    };
+    covered.then(|| &target[..slash])
 }

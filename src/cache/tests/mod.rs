@@ -77,3 +77,17 @@ impl Fixture {
 mod flights;
 mod freshness;
 mod memory;
+
+#[test]
+fn a_purge_of_an_index_names_the_key_whose_not_found_remembers_it() {
+    use super::index_parent;
+    assert_eq!(index_parent("docs/index.html", false), Some("docs"));
+    assert_eq!(index_parent("a/b/index.html", false), Some("a/b"));
+    assert_eq!(index_parent("docs/index.htm", false), None);
+    assert_eq!(index_parent("index.html", false), None);
+    assert_eq!(index_parent("docs/", true), Some("docs"));
+    assert_eq!(index_parent("docs/ind", true), Some("docs"));
+    assert_eq!(index_parent("docs/index.html", true), Some("docs"));
+    assert_eq!(index_parent("docs/a", true), None);
+    assert_eq!(index_parent("docs", true), None);
+}
