@@ -83,24 +83,21 @@ pub fn map_path(uri: &Uri, serve_dotfiles: bool) -> Result<MappedPath, PathError
     let trimmed = &path[1..];
     let is_index = trimmed.is_empty() || trimmed.ends_with('/');
     let body = trimmed.strip_suffix('/').unwrap_or(trimmed);
-    let mut key = String::with_capacity(path.len() + 10);
+    // The key is the path without its leading slash, once every segment is allowed.
     if !body.is_empty() {
-        for segment in body.split('/') {
+        for segment in body.as_bytes().split(|&b| b == b'/') {
             match segment {
-                "" => return Err(PathError::Hidden("empty path segment")),
-                "." | ".." => return Err(PathError::Bad("dot segment")),
-                s if s.starts_with('.') && !serve_dotfiles && s != ".well-known" => {
+                b"" => return Err(PathError::Hidden("empty path segment")),
+                b"." | b".." => return Err(PathError::Bad("dot segment")),
+                [b'.', ..] if !serve_dotfiles && segment != b".well-known" => {
                     return Err(PathError::Hidden("dotfile"));
                 }
-                s => {
-                    if !key.is_empty() {
-                        key.push('/');
-                    }
-                    key.push_str(s);
-                }
+                _ => {}
             }
         }
     }
+    let mut key = String::with_capacity(body.len() + 11);
+    key.push_str(body);
     if is_index {
         if !key.is_empty() {
             key.push('/');
