@@ -208,7 +208,12 @@ fn bench_object_headers(c: &mut Criterion) {
                 h
             })
         });
-        let prepared = Prepared::new(&representation, &content_type, Encoding::Brotli, 40_000);
+        let prepared = Prepared::new(
+            &representation,
+            &content_type,
+            Encoding::Brotli,
+            Some(40_000),
+        );
         g.bench_function(format!("prepared_{name}"), |b| {
             b.iter(|| prepared.ok(request()))
         });
@@ -289,7 +294,7 @@ fn bench_hit_path(c: &mut Criterion) {
                     },
                 };
                 let prepared = prepared.get_or_init(|| {
-                    Prepared::new(&representation, &content_type_value, encoding, *size)
+                    Prepared::new(&representation, &content_type_value, encoding, Some(*size))
                 });
                 let request = RequestHeaders {
                     cache_status: status.clone(),

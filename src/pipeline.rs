@@ -38,10 +38,6 @@ use crate::request::{ObjectMethod, ObjectRequest, PathError, map_path};
 use crate::response::{self, Body, Prepared, RepresentationHeaders, RequestHeaders, Vary};
 use crate::store::{BodyStream, ObjectInfo, StoreError};
 
-/// Room for the header fields of an object response (about a dozen), reserved up front so the
-/// map does not grow and rehash while they are written.
-const RESPONSE_HEADERS: usize = 16;
-
 /// Where the bytes of the selected representation come from.
 enum Content {
     /// Whole in memory (cached body, sidecar or compressed variant).
@@ -299,15 +295,41 @@ async fn serve(
         policy,
         vary,
     };
-    // The fields prepared for this representation, when its length is settled.
-    let prepared = rep
+    // The fields of this representation: prepared once and kept with the object when its
+    // length is settled, otherwise made for this response alone (a compression stream).
+    let kept = rep
         .len()
         .map(|len| {
             chosen_policy.prepared(rep.encoding, || {
-                Prepared::new(&representation, &object.content_type, rep.encoding, len)
+                Prepared::new(
+                    &representation,
+                    &object.content_type,
+                    rep.encoding,
+                    Some(len),
+                )
             })
         })
         .filter(|p| p.fits(rep.len(), vary));
+    let fields = |status: StatusCode| {
+        let not_modified = status == StatusCode::NOT_MODIFIED;
+        match kept {
+            Some(p) if not_modified => p.not_modified(request_headers()),
+            Some(p) => p.ok(request_headers()),
+            None => {
+                let p = Prepared::new(
+                    &representation,
+                    &object.content_type,
+                    rep.encoding,
+                    rep.len(),
+                );
+                if not_modified {
+                    p.into_not_modified(request_headers())
+                } else {
+                    p.into_ok(request_headers())
+                }
+            }
+        }
+    };
 
     // 4. decide
     let validators = Validators {
@@ -319,15 +341,7 @@ async fn serve(
         Precondition::NotModified => {
             let mut res = Response::new(response::empty());
             *res.status_mut() = StatusCode::NOT_MODIFIED;
-            match prepared {
-                Some(p) => *res.headers_mut() = p.not_modified(request_headers()),
-                None => {
-                    let h = res.headers_mut();
-                    h.reserve(RESPONSE_HEADERS);
-                    representation.write(h);
-                    request_headers().write(h);
-                }
-            }
+            *res.headers_mut() = fields(StatusCode::NOT_MODIFIED);
             outcome.saved_not_modified = rep.len().unwrap_or(object.info.size);
             outcome.response = res;
             return outcome;
@@ -361,16 +375,7 @@ async fn serve(
     }
     // The 200's fields; a 206 changes what differs.
     let mut res = Response::new(response::empty());
-    match prepared {
-        Some(p) => *res.headers_mut() = p.ok(request_headers()),
-        None => {
-            let h = res.headers_mut();
-            h.reserve(RESPONSE_HEADERS);
-            representation.write(h);
-            response::content_headers(h, &object.content_type, rep.encoding, rep.len());
-            request_headers().write(h);
-        }
-    }
+    *res.headers_mut() = fields(StatusCode::OK);
     let head_only = oreq.method == ObjectMethod::Head;
     let body: Result<Body, StoreError> = match decision {
         RangeDecision::Full => {

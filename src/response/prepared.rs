@@ -6,12 +6,15 @@
 //! few that depend on the request ([`RequestHeaders`]), so they are built once, with a
 //! placeholder `Cache-Status` in its place, and each response starts from a copy: one
 //! allocation and a reference count per value, after which the request's `Cache-Status`
-//! replaces the placeholder without growing the map.
+//! replaces the placeholder in place. (A field a request adds, CORS or a range's
+//! `Content-Range`, grows the copy.)
 //!
 //! A [`Prepared`] is kept with the policy choice of its object ([`crate::object::Chosen`]),
 //! so a policy reload, or the object requested under another path, prepares anew; and it
 //! records the length and `Vary` it was made for, so a representation whose bytes are not
-//! settled yet (a compression stream before its variant is stored) never uses it.
+//! settled yet (a compression stream before its variant is stored) never uses a kept one:
+//! the pipeline builds a [`Prepared`] for that response alone, so the fields are written by
+//! this one function either way.
 
 use http::HeaderMap;
 use http::header::HeaderValue;
@@ -20,8 +23,7 @@ use super::{CACHE_STATUS, RepresentationHeaders, RequestHeaders, Vary, content_h
 use crate::cache::CACHE_NAME;
 use crate::encoding::Encoding;
 
-/// Room for a response's fields: the prepared ones and those a request may add (CORS, a
-/// range's `Content-Range`) without growing the map.
+/// Room for a response's fields, so that building one does not grow the map.
 const CAPACITY: usize = 16;
 
 /// The fields of one representation's 200 and 304, made once.
@@ -31,8 +33,8 @@ pub struct Prepared {
     ok: HeaderMap,
     /// The 304: representation fields only (RFC 9110 §15.4.5).
     not_modified: HeaderMap,
-    /// The representation's length `ok` states.
-    len: u64,
+    /// The representation's length `ok` states (`None`: not known, no `Content-Length`).
+    len: Option<u64>,
     /// The `Vary` both state.
     vary: Vary,
 }
@@ -43,15 +45,17 @@ impl Prepared {
         representation: &RepresentationHeaders<'_>,
         content_type: &HeaderValue,
         encoding: Encoding,
-        len: u64,
+        len: Option<u64>,
     ) -> Prepared {
-        let placeholder = HeaderValue::from_static(CACHE_NAME);
-        let mut not_modified = HeaderMap::with_capacity(CAPACITY);
-        representation.write(&mut not_modified);
-        not_modified.insert(CACHE_STATUS.clone(), placeholder.clone());
-        let mut ok = not_modified.clone();
-        ok.reserve(CAPACITY - ok.len());
-        content_headers(&mut ok, content_type, encoding, Some(len));
+        let representation_fields = || {
+            let mut h = HeaderMap::with_capacity(CAPACITY);
+            representation.write(&mut h);
+            h.insert(CACHE_STATUS.clone(), HeaderValue::from_static(CACHE_NAME));
+            h
+        };
+        let not_modified = representation_fields();
+        let mut ok = representation_fields();
+        content_headers(&mut ok, content_type, encoding, len);
         Prepared {
             ok,
             not_modified,
@@ -62,7 +66,7 @@ impl Prepared {
 
     /// Whether these fields are those of a representation of `len` bytes varying on `vary`.
     pub fn fits(&self, len: Option<u64>, vary: Vary) -> bool {
-        len == Some(self.len) && vary == self.vary
+        len.is_some() && len == self.len && vary == self.vary
     }
 
     /// The fields of a 200 for the whole representation, with the request's on top.
@@ -78,6 +82,20 @@ impl Prepared {
         request.write(&mut h);
         h
     }
+
+    /// [`Prepared::ok`] without a copy, for fields prepared for one response.
+    pub fn into_ok(self, request: RequestHeaders) -> HeaderMap {
+        let mut h = self.ok;
+        request.write(&mut h);
+        h
+    }
+
+    /// [`Prepared::not_modified`] without a copy, for fields prepared for one response.
+    pub fn into_not_modified(self, request: RequestHeaders) -> HeaderMap {
+        let mut h = self.not_modified;
+        request.write(&mut h);
+        h
+    }
 }
 
 #[cfg(test)]
@@ -86,19 +104,26 @@ mod tests {
     use crate::policy::PolicySet;
     use http::header;
 
+    /// The default policy sets every caching field, and the set adds a dozen headers: more
+    /// fields than a response map is made with room for.
     fn policies() -> PolicySet {
-        PolicySet::from_str(
+        let mut text = String::from(
             r#"
             [default]
             max-age = "1h"
             cdn-cache-control = { max-age = "1d" }
+            surrogate-key = ["all"]
 
             [errors]
             max-age = "60s"
+
+            [headers]
         "#,
-            "t.toml",
-        )
-        .unwrap()
+        );
+        for i in 0..12 {
+            text.push_str(&format!("X-Extra-{i} = \"{i}\"\n"));
+        }
+        PolicySet::from_str(&text, "t.toml").unwrap()
     }
 
     /// What the fields must be: the three parts written one by one into an empty map.
@@ -145,7 +170,8 @@ mod tests {
                 policy,
                 vary,
             };
-            let prepared = Prepared::new(&representation, &content_type, Encoding::Brotli, 1234);
+            let prepared =
+                Prepared::new(&representation, &content_type, Encoding::Brotli, Some(1234));
             let requests = || {
                 [
                     (
