@@ -5,28 +5,32 @@
 //!   otherwise hold a socket (and, for a stalled write, a body stream) forever. Progress on a
 //!   read *or* a write resets the clock, so a long download to a client that reads steadily
 //!   is never cut.
-//! - **request head** (HTTP/1): once the first byte of a request has arrived, the rest of its
-//!   head must follow within the header-read timeout (slowloris), however steadily it
-//!   trickles. The clock runs only while a head is being read: a keep-alive connection waiting
-//!   for its next request is under the idle timeout alone, and a request being answered (a
-//!   slow store, a long body) is not timed by it either. The service tells the wrapper that a
-//!   head was complete through a shared flag ([`HeadSignal`]). HTTP/2 connections (those that
-//!   open with the connection preface) are left to HTTP/2's own limits: frames of every
-//!   stream share the connection, so "a head in progress" means nothing there.
+//! - **request head** (HTTP/1): once bytes of a request have arrived, the rest of its head
+//!   must follow within the header-read timeout (slowloris), however steadily it trickles.
+//!   The clock starts the first time the server waits for more of the head (a head that
+//!   arrives in one read is never timed) and stops when the service receives the request.
+//!   Only bytes read while no request is being answered count as a head: a keep-alive
+//!   connection waiting for its next request is under the idle timeout alone, and neither a
+//!   request being answered (a slow store, a long download) nor what arrives meanwhile (a
+//!   pipelined request, a request body) starts the clock. The service reports each request
+//!   and the end of its response through [`HeadSignal`] and the [`Answering`] guard carried
+//!   by the response body ([`AnsweredBody`]). HTTP/2 connections (those that open with the
+//!   connection preface) are left to HTTP/2's own limits: frames of every stream share the
+//!   connection, so "a head in progress" means nothing there.
 //!
 //! This replaces hyper's own header-read timeout, which starts its clock as soon as a
 //! keep-alive connection begins waiting (so it cut idle keep-alive connections at the header
 //! timeout) and costs a boxed timer per request.
 //!
-//! Both deadlines are kept lazily on one timer: a completed read or write only sets a flag
-//! (or moves a small state machine); the clock is read when an operation next has to wait,
-//! and the timer, armed once, is moved only when it fires early or a head has to finish
-//! sooner. A request whose head arrives in one read costs no clock read and no timer update.
+//! Both deadlines are kept lazily on one timer: a completed read or write only sets a flag;
+//! the clock is read when an operation next has to wait after progress, and the timer,
+//! armed once, is moved only when it fires early or a head has to finish sooner. A request
+//! whose head arrives in one read adds no clock read and no timer update to that.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -38,39 +42,80 @@ use tokio::time::{Instant, Sleep};
 /// reads it.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Set by the service each time hyper hands it a request: the head being read is complete.
+/// What a connection's service tells its I/O wrapper: how many request heads it has
+/// received, and how many of their responses are not finished (bodies included).
+#[derive(Debug, Default)]
+struct Exchange {
+    heads: AtomicU64,
+    answering: AtomicUsize,
+}
+
+/// The service's side of the request-head deadline: call [`HeadSignal::head_complete`] for
+/// every request, and keep the guard it returns with the response body.
 #[derive(Clone, Debug, Default)]
-pub struct HeadSignal(Arc<AtomicBool>);
+pub struct HeadSignal(Arc<Exchange>);
 
 impl HeadSignal {
-    /// Called by the service for every request it receives.
-    pub fn head_complete(&self) {
-        self.0.store(true, Ordering::Relaxed);
+    /// Called by the service for every request it receives (the head was complete); the
+    /// request counts as being answered until the returned guard is dropped.
+    pub fn head_complete(&self) -> Answering {
+        self.0.heads.fetch_add(1, Ordering::Relaxed);
+        self.0.answering.fetch_add(1, Ordering::Relaxed);
+        Answering(self.0.clone())
     }
 
-    fn take(&self) -> bool {
-        // A plain load first: the flag is usually already known, and a swap would be a locked
-        // instruction on every request.
-        self.0.load(Ordering::Relaxed) && self.0.swap(false, Ordering::Relaxed)
-    }
-
-    fn clear(&self) {
-        self.0.store(false, Ordering::Relaxed);
+    /// Whether the connection has produced a request yet.
+    pub fn served(&self) -> bool {
+        self.0.heads.load(Ordering::Relaxed) > 0
     }
 }
 
-/// Where the connection is in reading a request head (HTTP/1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Head {
-    /// Waiting for the first byte of a request: only the idle timeout applies.
-    Waiting,
-    /// Bytes of a head were read; its clock starts the first time a read has to wait for more
-    /// (a head that arrives in one read is never timed).
-    Begun,
-    /// A read waited for more of the head, which must be complete by this instant.
-    Due(Instant),
-    /// The head was handed to the service: nothing to time until the response is written.
-    Answering,
+/// Held while a request is being answered; attach it to the response body
+/// ([`AnsweredBody`]), so that a long download is not mistaken for a slow head.
+#[derive(Debug)]
+pub struct Answering(Arc<Exchange>);
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.answering.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pin_project! {
+    /// A response body that ends the request's [`Answering`] when hyper drops it (sent, or
+    /// the connection gone).
+    pub struct AnsweredBody<B> {
+        #[pin]
+        inner: B,
+        answering: Answering,
+    }
+}
+
+impl<B> AnsweredBody<B> {
+    /// Wraps `inner`.
+    pub fn new(inner: B, answering: Answering) -> Self {
+        AnsweredBody { inner, answering }
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for AnsweredBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// The request-head clock of an HTTP/1 connection.
@@ -78,12 +123,27 @@ enum Head {
 struct HeadClock {
     limit: Duration,
     signal: HeadSignal,
-    state: Head,
+    /// The service's head count as last seen: a change means a head was completed since.
+    seen: u64,
+    /// Bytes were read, while no request was being answered, since the last complete head.
+    begun: bool,
+    /// When the head being read must be complete: set at the first wait for more of it.
+    due: Option<Instant>,
     /// How many leading bytes matched the HTTP/2 preface; `None` once they did not (HTTP/1).
     preface: Option<usize>,
 }
 
 impl HeadClock {
+    /// Forgets the head being timed once the service has received it.
+    fn sync(&mut self) {
+        let heads = self.signal.0.heads.load(Ordering::Relaxed);
+        if heads != self.seen {
+            self.seen = heads;
+            self.begun = false;
+            self.due = None;
+        }
+    }
+
     /// After a read that returned `bytes`. `false` when they complete the HTTP/2 preface:
     /// the clock does not apply to this connection.
     fn read(&mut self, bytes: &[u8]) -> bool {
@@ -98,34 +158,24 @@ impl HeadClock {
                 self.preface = Some(matched + n);
             }
         }
-        if self.state == Head::Waiting {
-            self.state = Head::Begun;
-            self.signal.clear();
+        self.sync();
+        // Bytes that arrive while a request is being answered (a pipelined request, a
+        // request body) do not start the clock.
+        if self.signal.0.answering.load(Ordering::Relaxed) == 0 {
+            self.begun = true;
         }
         true
     }
 
-    /// After a write: a response is going out, so the next byte read begins a new head.
-    fn wrote(&mut self) {
-        self.state = Head::Waiting;
-    }
-
-    /// When an operation waits: the instant the head being read must be complete by, if one
-    /// is being read.
+    /// When a read waits: the instant the head being read must be complete by, if one is
+    /// being read.
     fn due(&mut self) -> Option<Instant> {
-        match self.state {
-            Head::Waiting | Head::Answering => None,
-            Head::Begun | Head::Due(_) if self.signal.take() => {
-                self.state = Head::Answering;
-                None
-            }
-            Head::Begun => {
-                let due = Instant::now() + self.limit;
-                self.state = Head::Due(due);
-                Some(due)
-            }
-            Head::Due(due) => Some(due),
+        self.sync();
+        if !self.begun {
+            return None;
         }
+        let limit = self.limit;
+        Some(*self.due.get_or_insert_with(|| Instant::now() + limit))
     }
 }
 
@@ -162,17 +212,20 @@ impl<T> Deadlines<T> {
         self.head = Some(HeadClock {
             limit,
             signal,
-            state: Head::Waiting,
+            seen: 0,
+            begun: false,
+            due: None,
             preface: Some(0),
         });
         self
     }
 
     /// Runs one I/O operation on the inner stream: a completed one counts as progress; a
-    /// pending one fails once a deadline has passed.
+    /// pending one fails once the idle deadline has passed, or, for a read, the head's.
     fn track<R>(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
+        reading: bool,
         op: impl FnOnce(Pin<&mut T>, &mut Context<'_>) -> Poll<io::Result<R>>,
     ) -> Poll<io::Result<R>> {
         let this = self.project();
@@ -185,19 +238,14 @@ impl<T> Deadlines<T> {
                 if std::mem::take(this.progressed) {
                     *this.last_progress = Instant::now();
                 }
-                let head_due = this.head.as_mut().and_then(HeadClock::due);
+                let head_due = if reading {
+                    this.head.as_mut().and_then(HeadClock::due)
+                } else {
+                    None
+                };
                 let idle_due = *this.last_progress + *this.idle;
                 check(this.timer.as_mut(), idle_due, head_due, cx).map(Err)
             }
-        }
-    }
-
-    /// A write of `n` bytes completed.
-    fn wrote(self: Pin<&mut Self>, n: usize) {
-        if n > 0
-            && let Some(head) = self.project().head
-        {
-            head.wrote();
         }
     }
 }
@@ -248,7 +296,7 @@ impl<T: AsyncRead> AsyncRead for Deadlines<T> {
         let before = buf.filled().len();
         let r = self
             .as_mut()
-            .track(cx, |inner, cx| inner.poll_read(cx, buf));
+            .track(cx, true, |inner, cx| inner.poll_read(cx, buf));
         if let Poll::Ready(Ok(())) = r {
             let head = self.project().head;
             let read = &buf.filled()[before..];
@@ -265,31 +313,19 @@ impl<T: AsyncRead> AsyncRead for Deadlines<T> {
 
 impl<T: AsyncWrite> AsyncWrite for Deadlines<T> {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let r = self
-            .as_mut()
-            .track(cx, |inner, cx| inner.poll_write(cx, buf));
-        if let Poll::Ready(Ok(n)) = r {
-            self.wrote(n);
-        }
-        r
+        self.track(cx, false, |inner, cx| inner.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let r = self
-            .as_mut()
-            .track(cx, |inner, cx| inner.poll_write_vectored(cx, bufs));
-        if let Poll::Ready(Ok(n)) = r {
-            self.wrote(n);
-        }
-        r
+        self.track(cx, false, |inner, cx| inner.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -412,30 +448,33 @@ mod tests {
             });
             assert!(io.read(&mut buf).await.unwrap() > 0, "round {round}");
             client = rest.await.unwrap();
-            // The service has it; answering takes 5 s (a slow store), then the response.
-            signal.head_complete();
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            io.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                .await
-                .unwrap();
-            assert!(client.read(&mut buf).await.unwrap() > 0);
-            // The connection then waits 8 s for its next request: longer than the head
-            // timeout, shorter than the idle timeout.
-            let next = tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(8)).await;
-                client.write_all(b"G").await.unwrap();
-                client
-            });
-            assert_eq!(io.read(&mut buf).await.unwrap(), 1, "round {round}");
-            client = next.await.unwrap();
-            client.write_all(b"ET").await.unwrap();
-            // (the first byte of the next head was "G"; the rest follows in the next round)
+            // The service has it. Answering takes 5 s (a slow store), during which the client
+            // pipelines the start of its next request: not a head being read yet.
+            let answering = signal.head_complete();
+            client.write_all(b"GET /next HTTP/1.1\r\n").await.unwrap();
             assert!(io.read(&mut buf).await.unwrap() > 0);
-            signal.head_complete();
+            let waited = tokio::time::timeout(Duration::from_secs(5), io.read(&mut buf)).await;
+            assert!(waited.is_err(), "round {round}: the read ended: {waited:?}");
             io.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
                 .await
                 .unwrap();
             assert!(client.read(&mut buf).await.unwrap() > 0);
+            // The pipelined head completes, is answered at once, and the connection then waits
+            // 8 s for its next request: longer than the head timeout, shorter than the idle
+            // timeout.
+            drop(answering);
+            client.write_all(b"Host: x\r\n\r\n").await.unwrap();
+            assert!(io.read(&mut buf).await.unwrap() > 0);
+            drop(signal.head_complete());
+            io.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            assert!(client.read(&mut buf).await.unwrap() > 0);
+            let waited = tokio::time::timeout(Duration::from_secs(8), io.read(&mut buf)).await;
+            assert!(
+                waited.is_err(),
+                "round {round}: keep-alive wait ended: {waited:?}"
+            );
         }
     }
 
@@ -446,11 +485,11 @@ mod tests {
         let mut buf = [0u8; 1024];
         client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
         assert!(io.read(&mut buf).await.unwrap() > 0);
-        signal.head_complete();
+        drop(signal.head_complete());
         io.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
             .await
             .unwrap();
-        // The second request's head trickles: cut 3 s after it began.
+        // The second request's head trickles: cut 3 s after the server first waits for more.
         let _client = trickle(
             client,
             b"GET /two HTTP/1.1\r\nX: aaaaaaaaaaaaaaaaaa",

@@ -17,7 +17,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -169,19 +168,19 @@ impl Connection {
         // The head deadline of `deadlines` covers HTTP/1 requests once the protocol is known:
         // a connection must also have produced its first request within that time on either
         // protocol, or it is dropped (h2c slowloris: a dribbled preface or request head).
-        let served = Arc::new(AtomicBool::new(false));
         let head = deadlines::HeadSignal::default();
         let app_for_conn = app.clone();
-        let served_in_service = served.clone();
         let head_in_service = head.clone();
         let service = service_fn(move |req| {
-            served_in_service.store(true, Ordering::Relaxed);
-            head_in_service.head_complete();
+            let answering = head_in_service.head_complete();
             let app = app_for_conn.clone();
-            async move { Ok::<_, Infallible>(crate::router::route(&app, req).await) }
+            async move {
+                let res = crate::router::route(&app, req).await;
+                Ok::<_, Infallible>(res.map(|body| deadlines::AnsweredBody::new(body, answering)))
+            }
         });
         let io = deadlines::Deadlines::new(stream, settings.idle_timeout)
-            .with_head_timeout(settings.header_read_timeout, head);
+            .with_head_timeout(settings.header_read_timeout, head.clone());
         let io = TokioIo::new(io);
         let conn = watcher.watch(builder.serve_connection(io, service).into_owned());
         tokio::pin!(conn);
@@ -195,7 +194,7 @@ impl Connection {
             if let Poll::Ready(r) = conn.as_mut().poll(cx) {
                 return Poll::Ready(Some(r));
             }
-            if !served.load(Ordering::Relaxed) && deadline.as_mut().poll(cx).is_ready() {
+            if !head.served() && deadline.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(None);
             }
             Poll::Pending
