@@ -104,8 +104,8 @@ impl Conditions {
     /// clock is not read for the other requests).
     fn read(headers: &HeaderMap, now: impl FnOnce() -> SystemTime) -> Conditions {
         // Requests carry none or one of the five fields as a rule: one pass over the field
-        // names (a comparison each, no hashing) finds which are present, and only those are
-        // looked up.
+        // names (a few comparisons of standard-header codes each, no hashing) finds which are
+        // present, and only those are looked up.
         static FIELDS: [HeaderName; 5] = [
             IF_MATCH,
             IF_NONE_MATCH,

@@ -45,6 +45,9 @@ pub enum Encoding {
     Gzip,
 }
 
+// `COUNT` and `index` rely on the declaration order above ending with `Gzip`.
+const _: () = assert!(Encoding::Gzip as usize + 1 == Encoding::COUNT);
+
 impl Encoding {
     /// The compressed codings in server preference order: smallest output first.
     pub const COMPRESSED: [Encoding; 3] = [Encoding::Brotli, Encoding::Zstd, Encoding::Gzip];

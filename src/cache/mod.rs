@@ -399,8 +399,11 @@ impl HotCache {
         // A not-found for `dir` remembers whether `dir/index.html` exists (`IndexMemo`), so
         // purging that index forgets the not-found too: `/dir` redirects as soon as the
         // index is there, not a negative TTL later.
-        if let Some(dir) = index_parent(target, prefix) {
-            state.lru.remove_not_found(dir);
+        let mut removed = removed;
+        if let Some(dir) = index_parent(target, prefix)
+            && state.lru.remove_not_found(dir)
+        {
+            removed += 1;
         }
         // A flight that is no longer registered does not store its answer (see flight.rs);
         // its waiters still get it.

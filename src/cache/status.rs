@@ -63,7 +63,8 @@ pub struct Lookup {
 /// What a cached not-found for `KEY` remembers of `KEY/index.html`, whose existence decides
 /// between a 404 and a 308 to `KEY/` (see [`crate::pipeline`]): asked once per negative
 /// entry instead of on every request, and forgotten with the entry (the negative TTL, or a
-/// purge of `KEY`), so it is never older than the not-found itself may be.
+/// purge of `KEY` or of `KEY/index.html`, which drops the not-found too), so it is never
+/// older than the not-found itself may be.
 #[derive(Debug, Default)]
 pub struct IndexMemo(OnceLock<bool>);
 
