@@ -171,6 +171,23 @@ fn bench_accept_encoding(c: &mut Criterion) {
     g.finish();
 }
 
+/// The representation fields of a negotiable object (`Vary: Accept-Encoding`).
+fn negotiable<'a>(
+    etag: &'a HeaderValue,
+    last_modified: &'a HeaderValue,
+    policy: &'a cdn_origin::policy::Policy,
+) -> RepresentationHeaders<'a> {
+    RepresentationHeaders {
+        etag,
+        last_modified,
+        policy,
+        vary: Vary {
+            accept_encoding: true,
+            origin: false,
+        },
+    }
+}
+
 fn bench_object_headers(c: &mut Criterion) {
     let set = policies();
     let tag = etag();
@@ -185,15 +202,7 @@ fn bench_object_headers(c: &mut Criterion) {
     ] {
         let policy = set.select(path, content_type);
         let content_type = HeaderValue::from_static(content_type);
-        let representation = RepresentationHeaders {
-            etag: &tag_value,
-            last_modified: &lm_value,
-            policy,
-            vary: Vary {
-                accept_encoding: true,
-                origin: false,
-            },
-        };
+        let representation = negotiable(&tag_value, &lm_value, policy);
         let request = || RequestHeaders {
             cache_status: status.clone(),
             private: false,
@@ -284,15 +293,7 @@ fn bench_hit_path(c: &mut Criterion) {
                 let policy = set.select(&mapped.path, content_type);
                 // Prepared once per object and representation in the server: the first
                 // request pays this, later ones only the copy below.
-                let representation = RepresentationHeaders {
-                    etag: &tag_value,
-                    last_modified: &lm_value,
-                    policy,
-                    vary: Vary {
-                        accept_encoding: true,
-                        origin: false,
-                    },
-                };
+                let representation = negotiable(&tag_value, &lm_value, policy);
                 let prepared = prepared.get_or_init(|| {
                     Prepared::new(&representation, &content_type_value, encoding, Some(*size))
                 });

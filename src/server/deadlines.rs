@@ -408,6 +408,17 @@ mod tests {
         })
     }
 
+    /// Reads until the wrapper fails; every read before must have brought bytes.
+    async fn read_until_error(io: &mut Deadlines<tokio::io::DuplexStream>) -> io::Error {
+        let mut buf = [0u8; 64];
+        loop {
+            match io.read(&mut buf).await {
+                Ok(n) => assert!(n > 0),
+                Err(e) => return e,
+            }
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_trickled_head_is_cut_at_the_head_timeout() {
         let (client, server) = tokio::io::duplex(64);
@@ -419,13 +430,7 @@ mod tests {
             Duration::from_secs(1),
         );
         let started = Instant::now();
-        let mut buf = [0u8; 64];
-        let err = loop {
-            match io.read(&mut buf).await {
-                Ok(n) => assert!(n > 0),
-                Err(e) => break e,
-            }
-        };
+        let err = read_until_error(&mut io).await;
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert!(err.to_string().contains("header-read"), "{err}");
         // The clock started at the first wait after the first byte.
@@ -496,12 +501,7 @@ mod tests {
             Duration::from_millis(500),
         );
         let started = Instant::now();
-        let err = loop {
-            match io.read(&mut buf).await {
-                Ok(n) => assert!(n > 0),
-                Err(e) => break e,
-            }
-        };
+        let err = read_until_error(&mut io).await;
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert_eq!(started.elapsed(), HEAD);
     }
