@@ -74,11 +74,11 @@ pub struct Object {
     /// Sidecars that exist, in server preference order.
     pub sidecars: Vec<Sidecar>,
     /// The policy chosen for this object on its last request, and the path it was chosen for
-    /// (see [`Object::policy`]).
+    /// (see [`Object::choose`]).
     policy_memo: PolicyMemo,
 }
 
-/// The last policy choice for an object and the path it was made for ([`Object::policy`]),
+/// The last policy choice for an object and the path it was made for ([`Object::choose`]),
 /// with the response headers prepared under that policy.
 #[derive(Debug, Default)]
 struct PolicyMemo(ArcSwapOption<Chosen>);
@@ -113,13 +113,8 @@ impl Object {
     /// [`PolicySet::select`], remembered with the object so that repeated requests for it
     /// skip the rule matching (one atomic load and a string comparison). A reload makes a new
     /// set, whose choices are made afresh; a request for the object under another path (as
-    /// `/dir/` and `/dir/index.html` are) is matched again and remembered instead.
-    pub fn policy<'s>(&self, set: &'s PolicySet, url_path: &str) -> &'s Policy {
-        self.choose(set, url_path).0
-    }
-
-    /// [`Object::policy`] with the memo it was remembered in, where the response headers
-    /// prepared under that policy are kept.
+    /// `/dir/` and `/dir/index.html` are) is matched again and remembered instead. The memo
+    /// it was remembered in also keeps the response headers prepared under that policy.
     pub fn choose<'s>(&self, set: &'s PolicySet, url_path: &str) -> (&'s Policy, Arc<Chosen>) {
         if let Some(memo) = self.policy_memo.0.load_full()
             && *memo.path == *url_path
@@ -457,14 +452,17 @@ mod tests {
             "/blog/index.html",
         ] {
             assert_eq!(
-                cache_control(object.policy(&first, path)),
+                cache_control(object.choose(&first, path).0),
                 cache_control(first.select(path, &object.mime)),
                 "{path}"
             );
         }
-        assert_eq!(cache_control(object.policy(&first, "/blog/")), "max-age=60");
         assert_eq!(
-            cache_control(object.policy(&first, "/blog/index.html")),
+            cache_control(object.choose(&first, "/blog/").0),
+            "max-age=60"
+        );
+        assert_eq!(
+            cache_control(object.choose(&first, "/blog/index.html").0),
             "no-cache"
         );
 
@@ -477,11 +475,11 @@ mod tests {
             max-age = "60s"
         "#);
         assert_eq!(
-            cache_control(object.policy(&reloaded, "/blog/index.html")),
+            cache_control(object.choose(&reloaded, "/blog/index.html").0),
             "max-age=7200"
         );
         assert_eq!(
-            cache_control(object.policy(&first, "/blog/index.html")),
+            cache_control(object.choose(&first, "/blog/index.html").0),
             "no-cache"
         );
     }

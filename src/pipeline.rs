@@ -297,37 +297,18 @@ async fn serve(
     };
     // The fields of this representation: prepared once and kept with the object when its
     // length is settled, otherwise made for this response alone (a compression stream).
+    let make = |len| Prepared::new(&representation, &object.content_type, rep.encoding, len);
     let kept = rep
         .len()
-        .map(|len| {
-            chosen_policy.prepared(rep.encoding, || {
-                Prepared::new(
-                    &representation,
-                    &object.content_type,
-                    rep.encoding,
-                    Some(len),
-                )
-            })
-        })
+        .map(|len| chosen_policy.prepared(rep.encoding, || make(Some(len))))
         .filter(|p| p.fits(rep.len(), vary));
     let fields = |status: StatusCode| {
         let not_modified = status == StatusCode::NOT_MODIFIED;
         match kept {
             Some(p) if not_modified => p.not_modified(request_headers()),
             Some(p) => p.ok(request_headers()),
-            None => {
-                let p = Prepared::new(
-                    &representation,
-                    &object.content_type,
-                    rep.encoding,
-                    rep.len(),
-                );
-                if not_modified {
-                    p.into_not_modified(request_headers())
-                } else {
-                    p.into_ok(request_headers())
-                }
-            }
+            None if not_modified => make(rep.len()).into_not_modified(request_headers()),
+            None => make(rep.len()).into_ok(request_headers()),
         }
     };
 

@@ -218,21 +218,21 @@ pub fn plain(
     text: &'static str,
     error_policy: Option<&Policy>,
 ) -> Response<Body> {
-    static NO_STORE: LazyLock<HeaderMap> = LazyLock::new(|| {
+    // Type and nosniff, then the caching fields.
+    fn fields(caching: impl FnOnce(&mut HeaderMap)) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_TYPE, TEXT_PLAIN.clone());
         h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        caching(&mut h);
         h
+    }
+    static NO_STORE: LazyLock<HeaderMap> = LazyLock::new(|| {
+        fields(|h| {
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        })
     });
     let fields = match error_policy {
-        Some(policy) => policy.plain_fields(|| {
-            let mut h = HeaderMap::new();
-            h.insert(header::CONTENT_TYPE, TEXT_PLAIN.clone());
-            h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
-            policy.apply(&mut h);
-            h
-        }),
+        Some(policy) => policy.plain_fields(|| fields(|h| policy.apply(h))),
         None => &NO_STORE,
     };
     let mut res = Response::new(full(Bytes::from_static(text.as_bytes())));

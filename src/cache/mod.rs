@@ -251,8 +251,12 @@ impl HotCache {
             None => self.config.negative_ttl,
         };
         (now.saturating_duration_since(entry.checked) < life).then(|| Lookup {
+            object: entry.object.clone(),
+            status: CacheStatus::Hit,
+            ttl: Some(self.ttl(entry.checked, life, now)),
+            stored: false,
+            collapsed: false,
             index: entry.index.clone(),
-            ..self.hit(entry.object.clone(), entry.checked, life, now)
         })
     }
 
@@ -297,23 +301,6 @@ impl HotCache {
             FlightKind::Revalidate(object.clone()),
             Some((object, checked)),
         )
-    }
-
-    fn hit(
-        &self,
-        object: Option<Arc<Object>>,
-        checked: Instant,
-        life: Duration,
-        now: Instant,
-    ) -> Lookup {
-        Lookup {
-            object,
-            status: CacheStatus::Hit,
-            ttl: Some(self.ttl(checked, life, now)),
-            stored: false,
-            collapsed: false,
-            index: None,
-        }
     }
 
     fn fetched_lookup(&self, fetched: flight::Fetched, collapsed: bool) -> Lookup {
@@ -391,7 +378,7 @@ impl HotCache {
     pub fn purge(&self, path_or_prefix: &str, prefix: bool) -> usize {
         let target = path_or_prefix.trim_start_matches('/');
         let mut state = self.state.write();
-        let removed = if prefix {
+        let mut removed = if prefix {
             state.lru.remove_prefix(target)
         } else {
             usize::from(state.lru.remove(target))
@@ -399,7 +386,6 @@ impl HotCache {
         // A not-found for `dir` remembers whether `dir/index.html` exists (`IndexMemo`), so
         // purging that index forgets the not-found too: `/dir` redirects as soon as the
         // index is there, not a negative TTL later.
-        let mut removed = removed;
         if let Some(dir) = index_parent(target, prefix)
             && state.lru.remove_not_found(dir)
         {

@@ -14,6 +14,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use bytes::BytesMut;
 use http::HeaderValue;
 
 use crate::object::Object;
@@ -84,63 +85,35 @@ impl Lookup {
     /// The `Cache-Status` field value for this lookup (RFC 9211), for example
     /// `cdn-origin; hit; ttl=12` or `cdn-origin; fwd=uri-miss; stored`.
     pub fn cache_status_header(&self) -> HeaderValue {
-        // Written into a stack buffer, so the only allocation is the `HeaderValue` itself
+        // Written into one buffer that becomes the value without a copy: the only allocation
         // (this runs once per response). The longest value, with an i64 ttl, is under 100
         // bytes.
-        let mut v = StackText::default();
-        v.push(CACHE_NAME.as_bytes());
-        v.push(match self.status {
+        let mut v = BytesMut::with_capacity(96);
+        v.extend_from_slice(CACHE_NAME.as_bytes());
+        v.extend_from_slice(match self.status {
             CacheStatus::Hit | CacheStatus::Stale(StaleReason::Revalidating) => b"; hit",
             CacheStatus::Stale(StaleReason::StoreError) => b"; fwd=stale",
             CacheStatus::Miss => b"; fwd=uri-miss",
             CacheStatus::Bypass => b"; fwd=bypass",
         });
         if let Some(ttl) = self.ttl {
-            v.push(b"; ttl=");
-            v.push(itoa::Buffer::new().format(ttl).as_bytes());
+            v.extend_from_slice(b"; ttl=");
+            v.extend_from_slice(itoa::Buffer::new().format(ttl).as_bytes());
         }
         if self.stored && matches!(self.status, CacheStatus::Miss) {
-            v.push(b"; stored");
+            v.extend_from_slice(b"; stored");
         }
         if self.collapsed && matches!(self.status, CacheStatus::Miss | CacheStatus::Bypass) {
-            v.push(b"; collapsed");
+            v.extend_from_slice(b"; collapsed");
         }
-        v.push(match self.status {
+        v.extend_from_slice(match self.status {
             CacheStatus::Stale(StaleReason::Revalidating) => b"; detail=revalidating",
             CacheStatus::Stale(StaleReason::StoreError) => b"; detail=store-error",
             _ => b"",
         });
         // Only ASCII tokens and integers are written above, so this cannot fail.
-        HeaderValue::from_bytes(v.as_bytes())
+        HeaderValue::from_maybe_shared(v.freeze())
             .unwrap_or_else(|_| HeaderValue::from_static(CACHE_NAME))
-    }
-}
-
-/// A short text assembled on the stack; what does not fit is cut off (nothing written here
-/// comes near the size).
-struct StackText {
-    bytes: [u8; 128],
-    len: usize,
-}
-
-impl Default for StackText {
-    fn default() -> StackText {
-        StackText {
-            bytes: [0; 128],
-            len: 0,
-        }
-    }
-}
-
-impl StackText {
-    fn push(&mut self, part: &[u8]) {
-        let n = part.len().min(self.bytes.len() - self.len);
-        self.bytes[self.len..self.len + n].copy_from_slice(&part[..n]);
-        self.len += n;
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
     }
 }
 

@@ -281,7 +281,7 @@ impl PolicySet {
     }
 
     /// [`select`](Self::select)'s answer, with the choice as a small value that can be
-    /// remembered (with the object, see [`crate::object::Object::policy`]) and turned back into
+    /// remembered (with the object, see [`crate::object::Object::choose`]) and turned back into
     /// the policy by [`chosen`](Self::chosen) while this set is current.
     pub fn choose(&self, url_path: &str, content_type: &str) -> (PolicyChoice, &Policy) {
         let subject = Subject::new(url_path, content_type);

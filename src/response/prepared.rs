@@ -71,31 +71,28 @@ impl Prepared {
 
     /// The fields of a 200 for the whole representation, with the request's on top.
     pub fn ok(&self, request: RequestHeaders) -> HeaderMap {
-        let mut h = self.ok.clone();
-        request.write(&mut h);
-        h
+        with_request(self.ok.clone(), request)
     }
 
     /// The fields of a 304, with the request's on top.
     pub fn not_modified(&self, request: RequestHeaders) -> HeaderMap {
-        let mut h = self.not_modified.clone();
-        request.write(&mut h);
-        h
+        with_request(self.not_modified.clone(), request)
     }
 
     /// [`Prepared::ok`] without a copy, for fields prepared for one response.
     pub fn into_ok(self, request: RequestHeaders) -> HeaderMap {
-        let mut h = self.ok;
-        request.write(&mut h);
-        h
+        with_request(self.ok, request)
     }
 
     /// [`Prepared::not_modified`] without a copy, for fields prepared for one response.
     pub fn into_not_modified(self, request: RequestHeaders) -> HeaderMap {
-        let mut h = self.not_modified;
-        request.write(&mut h);
-        h
+        with_request(self.not_modified, request)
     }
+}
+
+fn with_request(mut h: HeaderMap, request: RequestHeaders) -> HeaderMap {
+    request.write(&mut h);
+    h
 }
 
 #[cfg(test)]
