@@ -363,7 +363,7 @@ async fn serve(
             if head_only {
                 Ok(response::empty())
             } else {
-                full_body(app, &rep).await
+                full_body(app, &rep, (outcome.cache, class)).await
             }
         }
         RangeDecision::Partial(ranges) if ranges.len() == 1 => {
@@ -484,14 +484,93 @@ async fn select<'a>(
     })
 }
 
-async fn full_body(app: &Arc<App>, rep: &Representation<'_>) -> Result<Body, StoreError> {
+/// The body of a 200 (GET) for `rep`; `labels` are the response's cache and class labels, for
+/// the bytes of a compression stream, which [`record`] cannot know.
+async fn full_body(
+    app: &Arc<App>,
+    rep: &Representation<'_>,
+    labels: (CacheLabel, ContentClass),
+) -> Result<Body, StoreError> {
     match &rep.content {
         Content::Memory(b) => Ok(response::full(b.clone())),
         Content::Store(info) => Ok(response::stream(app.stores.read(info, 0..info.size).await?)),
         Content::Compress(info, enc) => {
             let source = app.stores.read(info, 0..info.size).await?;
-            Ok(response::stream(encoding::compress_stream(*enc, source)))
+            let compressed = encoding::compress_stream(*enc, source);
+            Ok(response::stream(
+                CountedStream::new(compressed, app.clone(), labels, info.size).boxed(),
+            ))
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A compression stream whose bytes are counted as they are produced: its length is not
+    /// known when the request is recorded, so [`record`] counts no body bytes for it. Each
+    /// chunk adds to the body bytes of the response's labels (a GET 200; a chunk produced
+    /// while the client goes away counts as sent), and a stream that ends cleanly adds the
+    /// bytes compression saved (original size minus bytes sent).
+    struct CountedStream {
+        #[pin]
+        inner: BodyStream,
+        app: Arc<App>,
+        labels: (CacheLabel, ContentClass),
+        original: u64,
+        sent: u64,
+        ended: bool,
+    }
+}
+
+impl CountedStream {
+    fn new(
+        inner: BodyStream,
+        app: Arc<App>,
+        labels: (CacheLabel, ContentClass),
+        original: u64,
+    ) -> Self {
+        CountedStream {
+            inner,
+            app,
+            labels,
+            original,
+            sent: 0,
+            ended: false,
+        }
+    }
+}
+
+impl futures::Stream for CountedStream {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let this = self.project();
+        let item = std::task::ready!(this.inner.poll_next(cx));
+        let (cache, class) = *this.labels;
+        match &item {
+            Some(Ok(chunk)) => {
+                let n = chunk.len() as u64;
+                *this.sent += n;
+                this.app.metrics.add_body_bytes(
+                    &http::Method::GET,
+                    StatusCode::OK,
+                    cache,
+                    class,
+                    n,
+                );
+            }
+            // An error ends the body early: what was sent is counted, no saving is.
+            Some(Err(_)) => *this.ended = true,
+            None if !*this.ended => {
+                *this.ended = true;
+                let saved = this.original.saturating_sub(*this.sent);
+                this.app.metrics.add_saved_compression(class, saved);
+            }
+            None => {}
+        }
+        std::task::Poll::Ready(item)
     }
 }
 
@@ -567,8 +646,9 @@ async fn multipart_body(
 /// Records metrics and the access log line for one finished response.
 pub fn record(app: &App, method: &http::Method, path: &str, outcome: &Outcome, started: Instant) {
     let status = outcome.response.status();
-    // Bodies built here always know their length (Full, or a stream behind a Content-Length),
-    // except on-the-fly compression, whose bytes are not known until it ends.
+    // Bodies built here know their length (Full, or a stream behind a Content-Length), except
+    // on-the-fly compression, whose bytes are not known until it ends: its stream counts
+    // them (`CountedStream`), and this counts 0 for it.
     let bytes = if method == http::Method::HEAD {
         0
     } else {

@@ -100,6 +100,55 @@ async fn ten_misses_then_ninety_hits_give_a_hit_ratio_of_point_nine_and_exact_by
     srv.stop().await;
 }
 
+/// An object too big to keep compresses as a stream, whose length nobody knows when the
+/// request is recorded: its bytes are counted as they are sent, and what compression saved
+/// when it ends.
+#[tokio::test]
+async fn a_compression_stream_counts_its_bytes_sent_and_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = css_of(600_000);
+    std::fs::write(dir.path().join("big.css"), &original).unwrap();
+    let mut a = args(dir.path());
+    a.cache_max_object = Some("64KiB".parse().unwrap());
+    let srv = start(a, None).await;
+    let c = client();
+    let mut sent = 0u64;
+    for _ in 0..2 {
+        let res = c
+            .get(srv.url("/big.css"))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.headers()["content-encoding"], "gzip");
+        assert!(res.headers().get("content-length").is_none(), "a stream");
+        let body = res.bytes().await.unwrap();
+        assert!(body.len() < original.len() / 2);
+        sent += body.len() as u64;
+    }
+    let saved = 2 * original.len() as u64 - sent;
+    let text = srv.text("/metrics").await;
+    assert_eq!(
+        metric_sum(
+            &text,
+            "cdn_origin_response_body_bytes_total",
+            "class=\"css_js\""
+        ),
+        sent as f64
+    );
+    assert_eq!(
+        metric_sum(
+            &text,
+            "cdn_origin_saved_bytes_total",
+            "reason=\"compression\""
+        ),
+        saved as f64
+    );
+    let (_, detail) = json(&srv, "/health/detailed").await;
+    assert_eq!(detail["traffic"]["bytes_sent"], sent);
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn health_endpoints_report_ok_and_database_not_configured() {
     let dir = local_fixtures();

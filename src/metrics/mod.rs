@@ -233,13 +233,7 @@ impl Metrics {
             (SavedReason::Compression, r.saved_compression),
         ] {
             if n > 0 {
-                let labels = SavedLabels {
-                    reason,
-                    class: r.class,
-                };
-                self.handles.saved[reason.index() * ContentClass::COUNT + r.class.index()]
-                    .get_or_init(|| self.saved_bytes.get_or_create(&labels).clone())
-                    .inc_by(n);
+                self.saved_handle(reason, r.class).inc_by(n);
             }
         }
         self.handles.duration[r.cache.index()]
@@ -290,6 +284,31 @@ impl Metrics {
         };
         self.totals.add(&tally);
         self.window.add(self.elapsed_second(), &tally);
+    }
+
+    /// Adds the bytes content coding saved on a streamed body, known only once it has ended
+    /// (original size minus the bytes sent). Use this or `RequestRecord::saved_compression`,
+    /// not both, for the same response.
+    pub fn add_saved_compression(&self, class: ContentClass, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.saved_handle(SavedReason::Compression, class).inc_by(n);
+        let tally = Tally {
+            saved_compression: n,
+            ..Tally::default()
+        };
+        self.totals.add(&tally);
+        self.window.add(self.elapsed_second(), &tally);
+    }
+
+    /// The `saved_bytes` counter of one reason and class.
+    fn saved_handle(&self, reason: SavedReason, class: ContentClass) -> &Counter {
+        self.handles.saved[reason.index() * ContentClass::COUNT + class.index()].get_or_init(|| {
+            self.saved_bytes
+                .get_or_create(&SavedLabels { reason, class })
+                .clone()
+        })
     }
 
     /// The `body_bytes` counter of one label set (`i` is `labels.index()`).
