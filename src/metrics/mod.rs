@@ -254,8 +254,7 @@ impl Metrics {
             saved_compression: r.saved_compression,
             store_bytes: 0,
         };
-        self.totals.add(&tally);
-        self.window.add(second, &tally);
+        self.add_traffic(&tally, second);
     }
 
     /// Adds body bytes as a streamed body sends them (without counting a request). Use this or
@@ -282,8 +281,7 @@ impl Metrics {
             bytes_sent: n,
             ..Tally::default()
         };
-        self.totals.add(&tally);
-        self.window.add(self.elapsed_second(), &tally);
+        self.add_traffic(&tally, self.elapsed_second());
     }
 
     /// Adds the bytes content coding saved on a streamed body, known only once it has ended
@@ -298,8 +296,13 @@ impl Metrics {
             saved_compression: n,
             ..Tally::default()
         };
-        self.totals.add(&tally);
-        self.window.add(self.elapsed_second(), &tally);
+        self.add_traffic(&tally, self.elapsed_second());
+    }
+
+    /// Adds to the traffic totals since start and to the rolling windows (at `second`).
+    fn add_traffic(&self, tally: &Tally, second: u64) {
+        self.totals.add(tally);
+        self.window.add(second, tally);
     }
 
     /// The `saved_bytes` counter of one reason and class.
