@@ -87,7 +87,8 @@ pub struct RequestRecord<'a> {
     pub saved_not_modified: u64,
     /// For an encoded body: original size minus encoded size (0 if it grew or was identity).
     pub saved_compression: u64,
-    /// Time from the request head to the end of the response.
+    /// Time from the request head to the response head (the origin's time to first byte; a
+    /// body's transfer is not included).
     pub latency: Duration,
 }
 
