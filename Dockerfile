@@ -4,7 +4,8 @@
 #   docker run --rm -p 8080:8080 -v "$PWD/public:/srv/public:ro" cdn-origin
 #
 # Two stages: a Rust builder that caches the compiled dependencies in their own layer, and a
-# small Debian runtime with only the binary, CA certificates (TLS to S3/GCS/Azure) and the
+# small Debian runtime with only the binary, CA certificates (TLS to S3/GCS/Azure, and to
+# PostgreSQL with sslrootcert=system) and the
 # shipped cache policies. The release profile in Cargo.toml (thin LTO, one codegen unit) is the
 # one the benchmarks in benches/ measure.
 

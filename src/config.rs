@@ -741,12 +741,9 @@ impl Settings {
             );
         }
         if let Some(url) = &self.database_url {
-            if url.parse::<tokio_postgres::Config>().is_err() {
-                problems.push("database_url: not a valid PostgreSQL URL".into());
-            } else {
-                for p in crate::db::DbSettings::new(url.clone()).validate() {
-                    problems.push(format!("database: {p}"));
-                }
+            // The URL's TLS parameters (libpq's, wider than tokio-postgres's) are read there.
+            for p in crate::db::DbSettings::new(url.clone()).validate() {
+                problems.push(format!("database_url: {p}"));
             }
         }
         let needs_s3 = self

@@ -67,14 +67,19 @@ pub async fn fetch_hours(
     database_url: &str,
     since: Duration,
 ) -> anyhow::Result<Option<Vec<HourRow>>> {
-    let mut config = tokio_postgres::Config::from_str(database_url)
+    let tls = crate::db::tls::DbTls::parse(database_url)
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?;
+    let connector = tls
+        .connector()
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?;
+    let mut config = tokio_postgres::Config::from_str(&tls.url)
         .context("DATABASE_URL is not a PostgreSQL connection string")?;
     config.connect_timeout(Duration::from_secs(10));
     if config.get_application_name().is_none() {
         config.application_name("cdn-origin report");
     }
     let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
+        .connect(connector)
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to the database: {}", error_chain(&e)))?;
     let conn_task = tokio::spawn(async move {

@@ -130,6 +130,33 @@ fn bad_settings_stop_the_start_naming_file_line_and_field() {
     assert!(out.contains("OK"));
 }
 
+/// libpq's TLS parameters are accepted (tokio-postgres alone refuses them), and a bad one is
+/// named.
+#[test]
+fn database_tls_parameters_are_checked_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().to_str().unwrap();
+    let url = "postgres://u@db.internal/x?sslmode=verify-full&sslrootcert=/no/such/ca.pem";
+    let (code, _, err) = run(&["check-config", "--database-url", url, site]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("database_url") && err.contains("/no/such/ca.pem"),
+        "{err}"
+    );
+    let url = "postgres://u@db.internal/x?sslmode=verify-full";
+    let (code, _, err) = run(&["check-config", "--database-url", url, site]);
+    assert_eq!(code, 2);
+    assert!(err.contains("sslrootcert"), "{err}");
+    let url = "postgres://u@db.internal/x?sslmode=sometimes";
+    let (code, _, err) = run(&["check-config", "--database-url", url, site]);
+    assert_eq!(code, 2);
+    assert!(err.contains("sslmode"), "{err}");
+    let url = "postgres://u@db.internal/x?sslmode=require&application_name=edge";
+    let (code, out, err) = run(&["check-config", "--database-url", url, site]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("OK"));
+}
+
 #[test]
 fn bad_policy_files_stop_the_start_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();

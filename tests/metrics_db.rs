@@ -262,10 +262,20 @@ struct Cluster {
     bin: std::path::PathBuf,
     dir: tempfile::TempDir,
     port: u16,
+    /// More server options (`-c name=value ...`).
+    options: String,
 }
 
 impl Cluster {
     async fn start() -> Option<Cluster> {
+        Cluster::start_with(|_| Some(String::new())).await
+    }
+
+    /// Starts a cluster whose extra server options `options` writes (given the cluster's
+    /// directory, before it is handed to the postgres user); `None` from it skips.
+    async fn start_with(
+        options: impl FnOnce(&std::path::Path) -> Option<String>,
+    ) -> Option<Cluster> {
         let bin = std::fs::read_dir("/usr/lib/postgresql").ok().and_then(|d| {
             d.filter_map(|e| e.ok())
                 .map(|e| e.path().join("bin"))
@@ -276,6 +286,7 @@ impl Cluster {
             return None;
         };
         let dir = tempfile::tempdir().unwrap();
+        let options = options(dir.path())?;
         let chown = tokio::process::Command::new("chown")
             .args(["-R", "postgres:postgres"])
             .arg(dir.path())
@@ -303,7 +314,12 @@ impl Cluster {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
-        let cluster = Cluster { bin, dir, port };
+        let cluster = Cluster {
+            bin,
+            dir,
+            port,
+            options,
+        };
         assert!(cluster.pg_ctl_start().await, "pg_ctl start failed");
         Some(cluster)
     }
@@ -316,9 +332,10 @@ impl Cluster {
         let data = self.dir.path().join("data");
         let log = self.dir.path().join("log");
         let opts = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off {}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.options
         );
         run_as_postgres(
             &self.bin.join("pg_ctl"),
@@ -479,4 +496,116 @@ async fn a_database_that_goes_away_degrades_the_server_and_recovers() {
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (2, 10));
     probes.abort();
     db.shutdown();
+}
+
+/// Writes a CA and a server certificate for `db.internal` signed by it (`ca.pem`,
+/// `server.pem`, `server.key`), and a second CA that signed nothing (`other-ca.pem`), with the
+/// openssl command line; `None` (after printing why, or failing under CI) without openssl.
+fn write_certificates(dir: &std::path::Path) -> Option<()> {
+    let script = r#"set -e
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca
+openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.pem -days 2 -subj /CN=other-ca
+openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=db.internal
+printf 'subjectAltName=DNS:db.internal\n' > san.ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext
+chmod 600 server.key
+"#;
+    let out = std::process::Command::new("bash")
+        .args(["-c", script])
+        .current_dir(dir)
+        .output();
+    match out {
+        Ok(out) if out.status.success() => Some(()),
+        Ok(out) => {
+            skip_or_fail(&format!(
+                "openssl could not make test certificates: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+            None
+        }
+        Err(e) => {
+            skip_or_fail(&format!("openssl did not run: {e}"));
+            None
+        }
+    }
+}
+
+/// Whether the pool's connection to `url` is encrypted, or the error it got.
+async fn encrypted(url: String) -> Result<bool, String> {
+    let db =
+        Database::new(fast_settings(url), Arc::new(Metrics::new())).map_err(|e| e.to_string())?;
+    let client = db.get().await.map_err(|e| e.to_string())?;
+    let row = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(row.get::<_, bool>(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_and_sslrootcert_mean_what_they_mean_to_libpq() {
+    let Some(cluster) = Cluster::start_with(|dir| {
+        write_certificates(dir)?;
+        Some(format!(
+            "-c ssl=on -c ssl_cert_file={0}/server.pem -c ssl_key_file={0}/server.key",
+            dir.display()
+        ))
+    })
+    .await
+    else {
+        return;
+    };
+    let port = cluster.port;
+    let certs = cluster.dir.path().display().to_string();
+    // The certificate names db.internal: hostaddr connects to loopback under that name.
+    let by_name = format!("postgres://postgres@db.internal:{port}/postgres?hostaddr=127.0.0.1");
+    let by_ip = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+
+    // Not verifying: encrypted unless disabled, whatever the certificate.
+    assert_eq!(
+        encrypted(by_ip.clone()).await,
+        Ok(true),
+        "prefer, the default"
+    );
+    assert_eq!(
+        encrypted(format!("{by_ip}?sslmode=require")).await,
+        Ok(true)
+    );
+    assert_eq!(
+        encrypted(format!("{by_ip}?sslmode=disable")).await,
+        Ok(false)
+    );
+
+    // verify-full: the chain and the name; verify-ca: the chain only; require with a root
+    // file checks the chain as well (as libpq does).
+    let ca = format!("sslrootcert={certs}/ca.pem");
+    let other_ca = format!("sslrootcert={certs}/other-ca.pem");
+    let accepted = [
+        format!("{by_name}&sslmode=verify-full&{ca}"),
+        format!("{by_ip}?sslmode=verify-ca&{ca}"),
+        format!("{by_ip}?sslmode=require&{ca}"),
+    ];
+    for url in accepted {
+        assert_eq!(encrypted(url.clone()).await, Ok(true), "{url}");
+    }
+    let refused = [
+        format!("{by_ip}?sslmode=verify-full&{ca}"),
+        format!("{by_name}&sslmode=verify-full&{other_ca}"),
+        format!("{by_ip}?sslmode=verify-ca&{other_ca}"),
+        format!("{by_ip}?sslmode=require&{other_ca}"),
+    ];
+    for url in refused {
+        let e = encrypted(url.clone()).await.unwrap_err();
+        assert!(e.contains("invalid peer certificate"), "{url}: {e}");
+    }
+
+    // Settings errors name the parameter, before any connection.
+    let e = encrypted(format!("{by_ip}?sslmode=verify-full"))
+        .await
+        .unwrap_err();
+    assert!(e.contains("sslrootcert"), "{e}");
+    drop(cluster);
 }

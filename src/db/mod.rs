@@ -17,12 +17,15 @@
 //! * **A check** ([`Database::check`]) is `SELECT 1` with its latency, flagged slow above
 //!   `slow_check` (100 ms by default); the health probes run it in the background.
 //!
-//! TLS is not configured: the pool connects with `NoTls`, for a database on a private network
-//! or through a local proxy. The per-minute writer is in [`minutes`].
+//! * **TLS** as libpq does it: `sslmode` (`disable`, `prefer` by default, `require`,
+//!   `verify-ca`, `verify-full`) and `sslrootcert` in the URL ([`tls`]).
+//!
+//! The per-minute writer is in [`minutes`].
 
 pub mod minutes;
 mod settings;
 mod status;
+pub mod tls;
 
 pub use minutes::{MINUTE_TABLE, MinuteRow, MinuteWriter};
 pub use settings::DbSettings;
@@ -131,7 +134,12 @@ impl Database {
             return Err(DbError::Settings(problems));
         }
         let handle = tokio::runtime::Handle::try_current().map_err(|_| DbError::NoRuntime)?;
-        let mut pg = tokio_postgres::Config::from_str(&settings.url)
+        let tls = tls::DbTls::parse(&settings.url)
+            .map_err(|e| DbError::Settings(vec![format!("database.url: {e}")]))?;
+        let connector = tls
+            .connector()
+            .map_err(|e| DbError::Settings(vec![format!("database.url: {e}")]))?;
+        let mut pg = tokio_postgres::Config::from_str(&tls.url)
             .map_err(|e| DbError::Settings(vec![format!("database.url: {e}")]))?;
         pg.connect_timeout(settings.connect_timeout);
         // Keepalives find a peer that vanished without closing the socket.
@@ -142,7 +150,7 @@ impl Database {
         let target = describe_target(&pg);
         let manager = Manager::from_config(
             pg,
-            tokio_postgres::NoTls,
+            connector,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

@@ -58,10 +58,18 @@ impl DbSettings {
     /// Every problem with these settings, each naming its field; empty when valid.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if let Err(e) = tokio_postgres::Config::from_str(&self.url) {
-            problems.push(format!(
-                "database.url: not a PostgreSQL connection string ({e})"
-            ));
+        match super::tls::DbTls::parse(&self.url) {
+            Ok(tls) => {
+                if let Err(e) = tokio_postgres::Config::from_str(&tls.url) {
+                    problems.push(format!(
+                        "database.url: not a PostgreSQL connection string ({e})"
+                    ));
+                }
+                if let Err(e) = tls.connector() {
+                    problems.push(format!("database.url: {e}"));
+                }
+            }
+            Err(e) => problems.push(format!("database.url: {e}")),
         }
         if self.max_size == 0 {
             problems.push("database.max_size: must be at least 1".to_owned());
