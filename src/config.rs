@@ -742,9 +742,7 @@ impl Settings {
         }
         if let Some(url) = &self.database_url {
             // The URL's TLS parameters (libpq's, wider than tokio-postgres's) are read there.
-            for p in crate::db::DbSettings::new(url.clone()).validate() {
-                problems.push(format!("database_url: {p}"));
-            }
+            problems.extend(crate::db::DbSettings::new(url.clone()).validate());
         }
         let needs_s3 = self
             .sources

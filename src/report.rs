@@ -9,9 +9,7 @@
 
 use crate::db::MINUTE_TABLE;
 use crate::db::error_chain;
-use anyhow::Context as _;
 use std::fmt::Write as _;
-use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 /// Figures of one hour, summed over instances.
@@ -72,8 +70,9 @@ pub async fn fetch_hours(
     let connector = tls
         .connector()
         .map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?;
-    let mut config = tokio_postgres::Config::from_str(&tls.url)
-        .context("DATABASE_URL is not a PostgreSQL connection string")?;
+    let mut config = tls
+        .config()
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?;
     config.connect_timeout(Duration::from_secs(10));
     if config.get_application_name().is_none() {
         config.application_name("cdn-origin report");

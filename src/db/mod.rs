@@ -35,7 +35,6 @@ use crate::metrics::Metrics;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use deadpool_postgres::{TimeoutType, Timeouts};
 use parking_lot::Mutex;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
@@ -135,12 +134,13 @@ impl Database {
         }
         let handle = tokio::runtime::Handle::try_current().map_err(|_| DbError::NoRuntime)?;
         let tls = tls::DbTls::parse(&settings.url)
-            .map_err(|e| DbError::Settings(vec![format!("database.url: {e}")]))?;
+            .map_err(|e| DbError::Settings(vec![format!("database_url: {e}")]))?;
         let connector = tls
             .connector()
-            .map_err(|e| DbError::Settings(vec![format!("database.url: {e}")]))?;
-        let mut pg = tokio_postgres::Config::from_str(&tls.url)
-            .map_err(|e| DbError::Settings(vec![format!("database.url: {e}")]))?;
+            .map_err(|e| DbError::Settings(vec![format!("database_url: {e}")]))?;
+        let mut pg = tls
+            .config()
+            .map_err(|e| DbError::Settings(vec![format!("database_url: {e}")]))?;
         pg.connect_timeout(settings.connect_timeout);
         // Keepalives find a peer that vanished without closing the socket.
         pg.keepalives(true).keepalives_idle(Duration::from_secs(30));

@@ -1,7 +1,6 @@
 //! Database settings: the pool shape our users run in production and every timeout, with
 //! validation that lists every problem at once (for `cdn-origin check-config`).
 
-use std::str::FromStr;
 use std::time::Duration;
 
 /// Pool shape and timeouts. [`DbSettings::new`] gives the defaults.
@@ -60,16 +59,14 @@ impl DbSettings {
         let mut problems = Vec::new();
         match super::tls::DbTls::parse(&self.url) {
             Ok(tls) => {
-                if let Err(e) = tokio_postgres::Config::from_str(&tls.url) {
-                    problems.push(format!(
-                        "database.url: not a PostgreSQL connection string ({e})"
-                    ));
+                if let Err(e) = tls.config() {
+                    problems.push(format!("database_url: {e}"));
                 }
                 if let Err(e) = tls.connector() {
-                    problems.push(format!("database.url: {e}"));
+                    problems.push(format!("database_url: {e}"));
                 }
             }
-            Err(e) => problems.push(format!("database.url: {e}")),
+            Err(e) => problems.push(format!("database_url: {e}")),
         }
         if self.max_size == 0 {
             problems.push("database.max_size: must be at least 1".to_owned());
