@@ -290,7 +290,7 @@ fn bench_hit_path(c: &mut Criterion) {
                 };
                 let outcome = conditional::evaluate(&conditions, &Method::GET, &validators);
                 let ranges = range::decide(headers.get(RANGE), *size);
-                let policy = set.select(&mapped.path, content_type);
+                let policy = set.select(mapped.path(), content_type);
                 // Prepared once per object and representation in the server: the first
                 // request pays this, later ones only the copy below.
                 let representation = negotiable(&tag_value, &lm_value, policy);

@@ -136,7 +136,7 @@ pub async fn handle(app: &Arc<App>, req: &Request<hyper::body::Incoming>) -> Out
         }
     };
 
-    let lookup = match app.cache.lookup(&oreq.target.key).await {
+    let lookup = match app.cache.lookup(oreq.target.key()).await {
         Ok(l) => l,
         Err(e) => return Outcome::plain(store_failure(&e, error_policy)),
     };
@@ -159,7 +159,7 @@ async fn missing(
     uri: &http::Uri,
     error_policy: &crate::policy::Policy,
 ) -> Response<Body> {
-    if !oreq.target.is_index && index_exists(app, &oreq.target.key, lookup).await {
+    if !oreq.target.is_index && index_exists(app, oreq.target.key(), lookup).await {
         let mut location = format!("{}/", uri.path());
         if let Some(q) = uri.query() {
             location.push('?');
@@ -218,7 +218,7 @@ async fn serve(
     object: &Arc<Object>,
     private: bool,
 ) -> Outcome {
-    let (policy, chosen_policy) = object.choose(policies, &oreq.target.path);
+    let (policy, chosen_policy) = object.choose(policies, oreq.target.path());
     let class = object.class;
     let cache = match lookup.status {
         CacheStatus::Hit => CacheLabel::Hit,

@@ -38,14 +38,31 @@ pub enum PathError {
 }
 
 /// A URL path mapped to a store key.
+///
+/// Both live in one string: the path, then for a path ending in `/` the rest of the key
+/// (`/a/b/` is held as `/a/b/index.html`), so the key is the string after its leading slash
+/// and mapping a path costs one allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MappedPath {
-    /// The decoded URL path, starting with `/` (for policies and logs).
-    pub path: String,
-    /// The store key (no leading slash).
-    pub key: String,
+    text: String,
+    path_len: usize,
+    /// Where the key starts in `text`: after the leading slash, or after the whole path when
+    /// the key is `index.html` alone (`/`, and `//`).
+    key_start: usize,
     /// True when the path ended in `/` and `index.html` was appended.
     pub is_index: bool,
+}
+
+impl MappedPath {
+    /// The decoded URL path, starting with `/` (for policies and logs).
+    pub fn path(&self) -> &str {
+        &self.text[..self.path_len]
+    }
+
+    /// The store key (no leading slash).
+    pub fn key(&self) -> &str {
+        &self.text[self.key_start..]
+    }
 }
 
 /// Maps the path of `uri` to a key.
@@ -59,9 +76,10 @@ pub fn map_path(uri: &Uri, serve_dotfiles: bool) -> Result<MappedPath, PathError
     }
     // Most paths are plain: printable ASCII with nothing to decode. One pass over the bytes
     // proves that, and the checks below (each a pass of its own) are all for the others.
-    let plain = raw
-        .bytes()
-        .all(|b| b.is_ascii_graphic() && b != b'%' && b != b'\\');
+    // Without an early exit, so that the compiler can check many bytes at a time.
+    let plain = raw.bytes().fold(true, |plain, b| {
+        plain & (b.wrapping_sub(0x21) < 0x5e) & (b != b'%') & (b != b'\\')
+    });
     let decoded = if plain {
         std::borrow::Cow::Borrowed(raw)
     } else {
@@ -79,36 +97,46 @@ pub fn map_path(uri: &Uri, serve_dotfiles: bool) -> Result<MappedPath, PathError
     if decoded.len() > MAX_PATH_LEN {
         return Err(PathError::TooLong);
     }
-    let path = decoded.into_owned();
-    let trimmed = &path[1..];
+    let trimmed = &decoded[1..];
     let is_index = trimmed.is_empty() || trimmed.ends_with('/');
     let body = trimmed.strip_suffix('/').unwrap_or(trimmed);
     // The key is the path without its leading slash, once every segment is allowed.
     if !body.is_empty() {
-        for segment in body.as_bytes().split(|&b| b == b'/') {
-            match segment {
-                b"" => return Err(PathError::Hidden("empty path segment")),
-                b"." | b".." => return Err(PathError::Bad("dot segment")),
-                [b'.', ..] if !serve_dotfiles && segment != b".well-known" => {
-                    return Err(PathError::Hidden("dotfile"));
-                }
-                _ => {}
+        let bytes = body.as_bytes();
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if b == b'/' {
+                check_segment(&bytes[start..i], serve_dotfiles)?;
+                start = i + 1;
             }
         }
+        check_segment(&bytes[start..], serve_dotfiles)?;
     }
-    let mut key = String::with_capacity(body.len() + 11);
-    key.push_str(body);
+    const INDEX: &str = "index.html";
+    let mut text = String::with_capacity(decoded.len() + if is_index { INDEX.len() } else { 0 });
+    text.push_str(&decoded);
     if is_index {
-        if !key.is_empty() {
-            key.push('/');
-        }
-        key.push_str("index.html");
+        text.push_str(INDEX);
     }
     Ok(MappedPath {
-        path,
-        key,
+        path_len: decoded.len(),
+        key_start: if body.is_empty() { decoded.len() } else { 1 },
+        text,
         is_index,
     })
+}
+
+/// One segment of a path's body: not empty (404), not `.` or `..` (400), not a dotfile unless
+/// those are served (404; `.well-known` always is).
+fn check_segment(segment: &[u8], serve_dotfiles: bool) -> Result<(), PathError> {
+    match segment {
+        b"" => Err(PathError::Hidden("empty path segment")),
+        b"." | b".." => Err(PathError::Bad("dot segment")),
+        [b'.', ..] if !serve_dotfiles && segment != b".well-known" => {
+            Err(PathError::Hidden("dotfile"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// True when `raw` contains `%2F` or `%5C` in any case (checked without allocating: this runs
@@ -186,6 +214,70 @@ mod tests {
         map_path(&p.parse::<Uri>().unwrap(), false)
     }
 
+    /// The rules of the module doc, written plainly (a decoding pass always, `str::split`,
+    /// path and key built apart): what [`map_path`]'s fast paths must agree with.
+    fn reference(raw: &str, serve_dotfiles: bool) -> Result<(String, String, bool), PathError> {
+        if raw.len() > MAX_PATH_LEN * 3 {
+            return Err(PathError::TooLong);
+        }
+        if !raw.starts_with('/') {
+            return Err(PathError::Bad("path must start with /"));
+        }
+        if has_encoded_separator(raw) || raw.contains('\\') {
+            return Err(PathError::Bad("encoded or backslash separator"));
+        }
+        let decoded = percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| PathError::Bad("path is not UTF-8"))?;
+        if decoded.chars().any(|c| c.is_control()) {
+            return Err(PathError::Bad("control character in path"));
+        }
+        if decoded.len() > MAX_PATH_LEN {
+            return Err(PathError::TooLong);
+        }
+        let trimmed = &decoded[1..];
+        let is_index = trimmed.is_empty() || trimmed.ends_with('/');
+        let body = trimmed.strip_suffix('/').unwrap_or(trimmed);
+        if !body.is_empty() {
+            for segment in body.split('/') {
+                match segment {
+                    "" => return Err(PathError::Hidden("empty path segment")),
+                    "." | ".." => return Err(PathError::Bad("dot segment")),
+                    s if s.starts_with('.') && !serve_dotfiles && s != ".well-known" => {
+                        return Err(PathError::Hidden("dotfile"));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let key = match (is_index, body.is_empty()) {
+            (false, _) => body.to_owned(),
+            (true, true) => "index.html".to_owned(),
+            (true, false) => format!("{body}/index.html"),
+        };
+        Ok((decoded.into_owned(), key, is_index))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn map_path_agrees_with_the_plain_rules(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "/", "/", "a", "b.css", ".", "..", ".env", ".well-known", "%2e", "%2F",
+                    "%5c", "%41", "%", "%zz", "%c3%a9", "%ff", "%00", "%7f", "~", "!", "index.html",
+                ]),
+                0..10,
+            ),
+            dotfiles in proptest::bool::ANY,
+        ) {
+            let raw = format!("/{}", parts.concat());
+            let Ok(uri) = raw.parse::<Uri>() else { return Ok(()) };
+            let got = map_path(&uri, dotfiles)
+                .map(|m| (m.path().to_owned(), m.key().to_owned(), m.is_index));
+            proptest::prop_assert_eq!(got, reference(uri.path(), dotfiles), "{}", raw);
+        }
+    }
+
     #[test]
     fn paths_map_to_keys_and_indexes() {
         let cases = [
@@ -202,7 +294,7 @@ mod tests {
         ];
         for (path, key, index) in cases {
             let m = map(path).unwrap();
-            assert_eq!((m.key.as_str(), m.is_index), (key, index), "{path}");
+            assert_eq!((m.key(), m.is_index), (key, index), "{path}");
         }
     }
 
@@ -233,13 +325,13 @@ mod tests {
     #[test]
     fn dotfiles_are_served_when_configured() {
         let m = map_path(&"/.env".parse::<Uri>().unwrap(), true).unwrap();
-        assert_eq!(m.key, ".env");
+        assert_eq!(m.key(), ".env");
     }
 
     #[test]
     fn double_encoding_is_decoded_once_only() {
         // %252e decodes to the literal text "%2e", a harmless file name, not a dot segment.
         let m = map("/%252e%252e/x").unwrap();
-        assert_eq!(m.key, "%2e%2e/x");
+        assert_eq!(m.key(), "%2e%2e/x");
     }
 }

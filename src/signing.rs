@@ -74,8 +74,8 @@ impl AccessRules {
         let Some(prefix) = &self.private_prefix else {
             return Access::Public;
         };
-        let key_dir = format!("{}/", req.target.key);
-        if !req.target.key.starts_with(prefix.as_str()) && key_dir != *prefix {
+        let key_dir = format!("{}/", req.target.key());
+        if !req.target.key().starts_with(prefix.as_str()) && key_dir != *prefix {
             return Access::Public;
         }
         let Some(secret) = &self.secret else {
@@ -98,7 +98,7 @@ impl AccessRules {
         if expires < now {
             return Access::Forbidden;
         }
-        let raw_path = percent_path(&req.target.path);
+        let raw_path = percent_path(req.target.path());
         match mac(secret, &raw_path, expires).map(|m| m.verify_slice(&sig)) {
             Some(Ok(())) => Access::SignedPrivate,
             _ => Access::Forbidden,

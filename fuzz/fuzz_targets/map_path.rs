@@ -25,14 +25,14 @@ fuzz_target!(|data: &[u8]| {
         Ok(m) => m,
         Err(PathError::Bad(_) | PathError::Hidden(_) | PathError::TooLong) => return,
     };
-    let key = mapped.key.as_str();
+    let key = mapped.key();
     assert!(!key.is_empty(), "empty key for {uri}");
     assert!(
-        mapped.path.starts_with('/'),
+        mapped.path().starts_with('/'),
         "path without a leading slash: {:?}",
-        mapped.path
+        mapped.path()
     );
-    assert!(mapped.path.len() <= MAX_PATH_LEN, "over-long path accepted");
+    assert!(mapped.path().len() <= MAX_PATH_LEN, "over-long path accepted");
     assert!(!key.contains('\\'), "backslash in key {key:?}");
     assert!(
         !key.chars().any(char::is_control),
