@@ -46,9 +46,6 @@ pub enum PathError {
 pub struct MappedPath {
     text: String,
     path_len: usize,
-    /// Where the key starts in `text`: after the leading slash, or after the whole path when
-    /// the key is `index.html` alone (`/`, and `//`).
-    key_start: usize,
     /// True when the path ended in `/` and `index.html` was appended.
     pub is_index: bool,
 }
@@ -61,7 +58,7 @@ impl MappedPath {
 
     /// The store key (no leading slash).
     pub fn key(&self) -> &str {
-        &self.text[self.key_start..]
+        &self.text[1..]
     }
 }
 
@@ -101,6 +98,10 @@ pub fn map_path(uri: &Uri, serve_dotfiles: bool) -> Result<MappedPath, PathError
     let is_index = trimmed.is_empty() || trimmed.ends_with('/');
     let body = trimmed.strip_suffix('/').unwrap_or(trimmed);
     // The key is the path without its leading slash, once every segment is allowed.
+    if body.is_empty() && !trimmed.is_empty() {
+        // `//`: an empty segment, like every other (it would be a second key for `/`).
+        return Err(PathError::Hidden("empty path segment"));
+    }
     if !body.is_empty() {
         let bytes = body.as_bytes();
         let mut start = 0;
@@ -120,7 +121,6 @@ pub fn map_path(uri: &Uri, serve_dotfiles: bool) -> Result<MappedPath, PathError
     }
     Ok(MappedPath {
         path_len: decoded.len(),
-        key_start: if body.is_empty() { decoded.len() } else { 1 },
         text,
         is_index,
     })
@@ -238,6 +238,9 @@ mod tests {
         let trimmed = &decoded[1..];
         let is_index = trimmed.is_empty() || trimmed.ends_with('/');
         let body = trimmed.strip_suffix('/').unwrap_or(trimmed);
+        if body.is_empty() && !trimmed.is_empty() {
+            return Err(PathError::Hidden("empty path segment"));
+        }
         if !body.is_empty() {
             for segment in body.split('/') {
                 match segment {
@@ -318,6 +321,10 @@ mod tests {
         assert!(matches!(map("/.env"), Err(PathError::Hidden(_))));
         assert!(matches!(map("/.git/config"), Err(PathError::Hidden(_))));
         assert!(matches!(map("//etc/passwd"), Err(PathError::Hidden(_))));
+        assert!(
+            matches!(map("//"), Err(PathError::Hidden(_))),
+            "a second key for /"
+        );
         let long = format!("/{}", "a".repeat(MAX_PATH_LEN + 1));
         assert_eq!(map(&long), Err(PathError::TooLong));
     }
