@@ -65,14 +65,8 @@ pub async fn fetch_hours(
     database_url: &str,
     since: Duration,
 ) -> anyhow::Result<Option<Vec<HourRow>>> {
-    let tls = crate::db::tls::DbTls::parse(database_url)
-        .map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?;
-    let connector = tls
-        .connector()
-        .map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?;
-    let mut config = tls
-        .config()
-        .map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?;
+    let (mut config, connector) =
+        crate::db::tls::prepare(database_url).map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?;
     config.connect_timeout(Duration::from_secs(10));
     if config.get_application_name().is_none() {
         config.application_name("cdn-origin report");

@@ -80,16 +80,7 @@ pub fn map_path(uri: &Uri, serve_dotfiles: bool) -> Result<MappedPath, PathError
     let decoded = if plain {
         std::borrow::Cow::Borrowed(raw)
     } else {
-        if has_encoded_separator(raw) || raw.contains('\\') {
-            return Err(PathError::Bad("encoded or backslash separator"));
-        }
-        let decoded = percent_encoding::percent_decode_str(raw)
-            .decode_utf8()
-            .map_err(|_| PathError::Bad("path is not UTF-8"))?;
-        if decoded.chars().any(|c| c.is_control()) {
-            return Err(PathError::Bad("control character in path"));
-        }
-        decoded
+        decode(raw)?
     };
     if decoded.len() > MAX_PATH_LEN {
         return Err(PathError::TooLong);
@@ -97,12 +88,9 @@ pub fn map_path(uri: &Uri, serve_dotfiles: bool) -> Result<MappedPath, PathError
     let trimmed = &decoded[1..];
     let is_index = trimmed.is_empty() || trimmed.ends_with('/');
     let body = trimmed.strip_suffix('/').unwrap_or(trimmed);
-    // The key is the path without its leading slash, once every segment is allowed.
-    if body.is_empty() && !trimmed.is_empty() {
-        // `//`: an empty segment, like every other (it would be a second key for `/`).
-        return Err(PathError::Hidden("empty path segment"));
-    }
-    if !body.is_empty() {
+    // The key is the path without its leading slash, once every segment is allowed (all but
+    // `/` itself have one; `//` has an empty one).
+    if !trimmed.is_empty() {
         let bytes = body.as_bytes();
         let mut start = 0;
         for (i, &b) in bytes.iter().enumerate() {
@@ -124,6 +112,21 @@ pub fn map_path(uri: &Uri, serve_dotfiles: bool) -> Result<MappedPath, PathError
         text,
         is_index,
     })
+}
+
+/// Decodes a path that is not plain: separators smuggled in encoded or as backslashes,
+/// percent-decoding once, UTF-8 and control characters (400s).
+fn decode(raw: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
+    if has_encoded_separator(raw) || raw.contains('\\') {
+        return Err(PathError::Bad("encoded or backslash separator"));
+    }
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| PathError::Bad("path is not UTF-8"))?;
+    if decoded.chars().any(|c| c.is_control()) {
+        return Err(PathError::Bad("control character in path"));
+    }
+    Ok(decoded)
 }
 
 /// One segment of a path's body: not empty (404), not `.` or `..` (400), not a dotfile unless
@@ -214,7 +217,7 @@ mod tests {
         map_path(&p.parse::<Uri>().unwrap(), false)
     }
 
-    /// The rules of the module doc, written plainly (a decoding pass always, `str::split`,
+    /// The rules of the module doc, written plainly (the decoding pass always, `str::split`,
     /// path and key built apart): what [`map_path`]'s fast paths must agree with.
     fn reference(raw: &str, serve_dotfiles: bool) -> Result<(String, String, bool), PathError> {
         if raw.len() > MAX_PATH_LEN * 3 {
@@ -223,25 +226,14 @@ mod tests {
         if !raw.starts_with('/') {
             return Err(PathError::Bad("path must start with /"));
         }
-        if has_encoded_separator(raw) || raw.contains('\\') {
-            return Err(PathError::Bad("encoded or backslash separator"));
-        }
-        let decoded = percent_encoding::percent_decode_str(raw)
-            .decode_utf8()
-            .map_err(|_| PathError::Bad("path is not UTF-8"))?;
-        if decoded.chars().any(|c| c.is_control()) {
-            return Err(PathError::Bad("control character in path"));
-        }
+        let decoded = decode(raw)?;
         if decoded.len() > MAX_PATH_LEN {
             return Err(PathError::TooLong);
         }
         let trimmed = &decoded[1..];
         let is_index = trimmed.is_empty() || trimmed.ends_with('/');
         let body = trimmed.strip_suffix('/').unwrap_or(trimmed);
-        if body.is_empty() && !trimmed.is_empty() {
-            return Err(PathError::Hidden("empty path segment"));
-        }
-        if !body.is_empty() {
+        if !trimmed.is_empty() {
             for segment in body.split('/') {
                 match segment {
                     "" => return Err(PathError::Hidden("empty path segment")),

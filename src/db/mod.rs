@@ -128,19 +128,8 @@ impl Database {
     /// Builds the pool and starts its maintenance task; does not connect. Fails only on
     /// invalid settings or outside a tokio runtime.
     pub fn new(settings: DbSettings, metrics: Arc<Metrics>) -> Result<Database, DbError> {
-        let problems = settings.validate();
-        if !problems.is_empty() {
-            return Err(DbError::Settings(problems));
-        }
+        let (mut pg, connector) = settings.prepare().map_err(DbError::Settings)?;
         let handle = tokio::runtime::Handle::try_current().map_err(|_| DbError::NoRuntime)?;
-        let tls = tls::DbTls::parse(&settings.url)
-            .map_err(|e| DbError::Settings(vec![format!("database_url: {e}")]))?;
-        let connector = tls
-            .connector()
-            .map_err(|e| DbError::Settings(vec![format!("database_url: {e}")]))?;
-        let mut pg = tls
-            .config()
-            .map_err(|e| DbError::Settings(vec![format!("database_url: {e}")]))?;
         pg.connect_timeout(settings.connect_timeout);
         // Keepalives find a peer that vanished without closing the socket.
         pg.keepalives(true).keepalives_idle(Duration::from_secs(30));

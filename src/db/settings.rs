@@ -56,18 +56,35 @@ impl DbSettings {
 
     /// Every problem with these settings, each naming its field; empty when valid.
     pub fn validate(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        match super::tls::DbTls::parse(&self.url) {
-            Ok(tls) => {
-                if let Err(e) = tls.config() {
-                    problems.push(format!("database_url: {e}"));
-                }
-                if let Err(e) = tls.connector() {
-                    problems.push(format!("database_url: {e}"));
-                }
+        self.prepare().err().unwrap_or_default()
+    }
+
+    /// What the pool connects with (the URL read once, root certificates included), or every
+    /// problem with these settings.
+    pub(super) fn prepare(
+        &self,
+    ) -> Result<
+        (
+            tokio_postgres::Config,
+            tokio_postgres_rustls::MakeRustlsConnect,
+        ),
+        Vec<String>,
+    > {
+        let prepared = super::tls::prepare(&self.url);
+        let mut problems = self.pool_problems();
+        match prepared {
+            Ok(prepared) if problems.is_empty() => Ok(prepared),
+            Ok(_) => Err(problems),
+            Err(e) => {
+                problems.insert(0, format!("database_url: {e}"));
+                Err(problems)
             }
-            Err(e) => problems.push(format!("database_url: {e}")),
         }
+    }
+
+    /// The problems of everything but the URL.
+    fn pool_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
         if self.max_size == 0 {
             problems.push("database.max_size: must be at least 1".to_owned());
         }

@@ -37,6 +37,14 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+/// What connecting to a database URL takes: tokio-postgres's configuration and the TLS
+/// connector (root certificates read). The one place the URL is read, for the pool,
+/// `check-config` and `report`.
+pub fn prepare(url: &str) -> Result<(tokio_postgres::Config, MakeRustlsConnect), String> {
+    let tls = DbTls::parse(url)?;
+    Ok((tls.config()?, tls.connector()?))
+}
+
 const NEEDS_ROOTS: &str = "sslmode: verify-ca and verify-full need sslrootcert=PATH (a PEM file \
      of root certificates) or sslrootcert=system";
 
