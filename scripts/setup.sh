@@ -6,7 +6,9 @@
 #
 # What it does, each step only when needed (so running it twice is cheap and safe):
 #   1. Debian packages: prometheus (for promtool, used by scripts/check-prometheus.sh), nginx,
-#      its brotli_static module, brotli and wrk (benchmarks, benches/load/), python3-venv (only when python3 cannot make a venv).
+#      its brotli_static module, brotli and wrk (benchmarks, benches/load/), openssl (test
+#      certificates for the database TLS test), python3-venv (only when python3 cannot make a
+#      venv).
 #      `apt-get update` runs once, and only if something has to be installed.
 #   2. .venv/ in the repository (gitignored) with moto[server], the S3-compatible server the
 #      integration tests talk to (see scripts/start-moto.sh).
@@ -79,6 +81,8 @@ command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 # Benchmarks: the brotli CLI makes the .br sidecars, and nginx's brotli_static module lets the
 # nginx peer serve them too (an honest comparison for precompressed CSS).
 command -v brotli >/dev/null 2>&1 || missing+=(brotli)
+# The database TLS test makes its certificates with the openssl command line.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 dpkg -s libnginx-mod-http-brotli-static >/dev/null 2>&1 || missing+=(libnginx-mod-http-brotli-static)
 
 # The venv module needs ensurepip, which Debian splits into python3-venv. A python3 from
