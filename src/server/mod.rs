@@ -66,6 +66,11 @@ impl Server {
             // connections waiting for their next request.
             .header_read_timeout(None)
             .max_buf_size(settings.max_header_size)
+            // A client may half-close after its request and still gets the answer (as from
+            // nginx). It also keeps hyper from probing the socket for EOF while a request is
+            // answered: that probe reserved a fresh 8 KiB read buffer per request, because the
+            // request still held the old one (benches/README.md).
+            .half_close(true)
             .keep_alive(true);
         builder
             .http2()
