@@ -141,17 +141,16 @@ pub async fn handle(app: &Arc<App>, req: &Request<hyper::body::Incoming>) -> Out
         Err(e) => return Outcome::plain(store_failure(&e, error_policy)),
     };
     let Some(object) = lookup.object.clone() else {
-        let mut res = missing(app, &oreq, &lookup, req.uri(), error_policy).await;
-        res.headers_mut()
-            .insert(response::CACHE_STATUS.clone(), lookup.cache_status_header());
+        let res = missing(app, &oreq, &lookup, req.uri(), error_policy).await;
         return Outcome::plain(res);
     };
     serve(app, &policies, &oreq, &lookup, &object, private).await
 }
 
-/// 404, or a 308 to `/dir/` when `dir/index.html` exists (issue 2, point 3). A cached
-/// not-found remembers the answer for `dir/index.html` ([`crate::cache::IndexMemo`]), so a
-/// repeated 404 costs one cache lookup, not two.
+/// 404, or a 308 to `/dir/` when `dir/index.html` exists (issue 2, point 3), either with
+/// the lookup's `Cache-Status`. A cached not-found remembers the answer for
+/// `dir/index.html` ([`crate::cache::IndexMemo`]), so a repeated 404 costs one cache
+/// lookup, not two.
 async fn missing(
     app: &Arc<App>,
     oreq: &ObjectRequest,
@@ -165,9 +164,17 @@ async fn missing(
             location.push('?');
             location.push_str(q);
         }
-        return response::permanent_redirect(&location, error_policy);
+        let mut res = response::permanent_redirect(&location, error_policy);
+        res.headers_mut()
+            .insert(response::CACHE_STATUS.clone(), lookup.cache_status_header());
+        return res;
     }
-    not_found(error_policy)
+    response::plain_with_cache_status(
+        StatusCode::NOT_FOUND,
+        NOT_FOUND_TEXT,
+        error_policy,
+        lookup.cache_status_header(),
+    )
 }
 
 /// Whether `KEY/index.html` exists, from the not-found's memo or the cache.
@@ -192,8 +199,10 @@ async fn index_exists(app: &Arc<App>, key: &str, lookup: &Lookup) -> bool {
     }
 }
 
+const NOT_FOUND_TEXT: &str = "not found\n";
+
 fn not_found(error_policy: &crate::policy::Policy) -> Response<Body> {
-    response::plain(StatusCode::NOT_FOUND, "not found\n", Some(error_policy))
+    response::plain(StatusCode::NOT_FOUND, NOT_FOUND_TEXT, Some(error_policy))
 }
 
 /// Maps a store failure to 502/503/504 (the cause goes to the log).

@@ -31,6 +31,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody, combinators::UnsyncBoxBody};
 
+use crate::cache::CACHE_NAME;
 use crate::encoding::Encoding;
 use crate::policy::Policy;
 use crate::store::BodyStream;
@@ -218,26 +219,49 @@ pub fn plain(
     text: &'static str,
     error_policy: Option<&Policy>,
 ) -> Response<Body> {
-    // Type and nosniff, then the caching fields.
-    fn fields(caching: impl FnOnce(&mut HeaderMap)) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_TYPE, TEXT_PLAIN.clone());
-        h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
-        caching(&mut h);
-        h
-    }
     static NO_STORE: LazyLock<HeaderMap> = LazyLock::new(|| {
-        fields(|h| {
+        plain_fields(false, |h| {
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         })
     });
     let fields = match error_policy {
-        Some(policy) => policy.plain_fields(|| fields(|h| policy.apply(h))),
+        Some(policy) => policy.plain_fields(false, || plain_fields(false, |h| policy.apply(h))),
         None => &NO_STORE,
     };
+    plain_response(status, text, fields.clone())
+}
+
+/// [`plain`] with the `Cache-Status` of the lookup that led to it (a not-found, fresh or
+/// from the negative cache). Its fields are prepared with a slot for `Cache-Status`, which
+/// the value replaces in place: a copied map has no room to grow into.
+pub fn plain_with_cache_status(
+    status: StatusCode,
+    text: &'static str,
+    error_policy: &Policy,
+    cache_status: HeaderValue,
+) -> Response<Body> {
+    let fields = error_policy.plain_fields(true, || plain_fields(true, |h| error_policy.apply(h)));
+    let mut h = fields.clone();
+    h.insert(CACHE_STATUS.clone(), cache_status);
+    plain_response(status, text, h)
+}
+
+/// Type and nosniff, then the caching fields, and a placeholder `Cache-Status` if asked.
+fn plain_fields(cache_status_slot: bool, caching: impl FnOnce(&mut HeaderMap)) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(header::CONTENT_TYPE, TEXT_PLAIN.clone());
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
+    caching(&mut h);
+    if cache_status_slot {
+        h.insert(CACHE_STATUS.clone(), HeaderValue::from_static(CACHE_NAME));
+    }
+    h
+}
+
+fn plain_response(status: StatusCode, text: &'static str, fields: HeaderMap) -> Response<Body> {
     let mut res = Response::new(full(Bytes::from_static(text.as_bytes())));
     *res.status_mut() = status;
-    *res.headers_mut() = fields.clone();
+    *res.headers_mut() = fields;
     res
 }
 
@@ -295,6 +319,49 @@ mod tests {
             out.push(frame.unwrap().into_data().unwrap());
         }
         out
+    }
+
+    /// A 404 with a lookup's `Cache-Status` has exactly the fields of the plain 404 plus that
+    /// one, under a policy set with more fields than a fresh map has room for, and the
+    /// prepared slot never leaks into the plain responses that have no lookup.
+    #[test]
+    fn a_plain_response_with_a_cache_status_adds_exactly_that_field() {
+        let mut text =
+            String::from("[default]\nmax-age = \"1h\"\n[errors]\nmax-age = \"60s\"\n[headers]\n");
+        for i in 0..12 {
+            text.push_str(&format!("X-Extra-{i} = \"{i}\"\n"));
+        }
+        let set = crate::policy::PolicySet::from_str(&text, "t.toml").unwrap();
+        let policy = set.error_policy();
+        let fields = |res: &Response<Body>| {
+            let mut v: Vec<_> = res
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                .collect();
+            v.sort();
+            v
+        };
+        for round in 0..2 {
+            // The second round copies the kept maps.
+            let status = HeaderValue::from_str(&format!("cdn-origin; hit; ttl={round}")).unwrap();
+            let with = plain_with_cache_status(
+                StatusCode::NOT_FOUND,
+                "not found\n",
+                policy,
+                status.clone(),
+            );
+            let without = plain(StatusCode::NOT_FOUND, "not found\n", Some(policy));
+            assert_eq!(with.headers().get_all(&CACHE_STATUS).iter().count(), 1);
+            assert_eq!(with.headers()[&CACHE_STATUS], status);
+            assert!(!without.headers().contains_key(&CACHE_STATUS));
+            let mut expected = fields(&without);
+            expected.push(("cache-status".to_owned(), status.as_bytes().to_vec()));
+            expected.sort();
+            assert_eq!(fields(&with), expected);
+            assert_eq!(with.headers()["x-extra-11"], "11");
+            assert_eq!(with.status(), StatusCode::NOT_FOUND);
+        }
     }
 
     #[tokio::test]

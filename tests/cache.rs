@@ -233,9 +233,19 @@ async fn the_breaker_opens_after_five_failures_fails_fast_and_closes_after_a_goo
 #[tokio::test]
 async fn missing_keys_are_remembered_for_the_negative_ttl() {
     let (srv, store, _dir) = counting_server(|a| a.negative_ttl = secs(5.0)).await;
-    for _ in 0..20 {
+    for i in 0..20 {
         let res = client().get(srv.url("/nothing.bin")).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        // One Cache-Status per 404: the store's answer first, then the remembered one.
+        let status: Vec<_> = res.headers().get_all("cache-status").iter().collect();
+        assert_eq!(status.len(), 1, "{status:?}");
+        let status = status[0].to_str().unwrap();
+        let want = if i == 0 {
+            "cdn-origin; fwd=uri-miss; ttl="
+        } else {
+            "cdn-origin; hit; ttl="
+        };
+        assert!(status.starts_with(want), "response {i}: {status}");
     }
     assert!(
         store.heads() + store.gets() <= 2,

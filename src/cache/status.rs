@@ -14,7 +14,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use http::HeaderValue;
 
 use crate::object::Object;
@@ -85,34 +85,50 @@ impl Lookup {
     /// The `Cache-Status` field value for this lookup (RFC 9211), for example
     /// `cdn-origin; hit; ttl=12` or `cdn-origin; fwd=uri-miss; stored`.
     pub fn cache_status_header(&self) -> HeaderValue {
-        // Written into one buffer that becomes the value without a copy: the only allocation
-        // (this runs once per response). The longest value, with an i64 ttl, is under 100
-        // bytes.
-        let mut v = BytesMut::with_capacity(96);
-        v.extend_from_slice(CACHE_NAME.as_bytes());
-        v.extend_from_slice(match self.status {
+        let status: &[u8] = match self.status {
             CacheStatus::Hit | CacheStatus::Stale(StaleReason::Revalidating) => b"; hit",
             CacheStatus::Stale(StaleReason::StoreError) => b"; fwd=stale",
             CacheStatus::Miss => b"; fwd=uri-miss",
             CacheStatus::Bypass => b"; fwd=bypass",
-        });
-        if let Some(ttl) = self.ttl {
-            v.extend_from_slice(b"; ttl=");
-            v.extend_from_slice(itoa::Buffer::new().format(ttl).as_bytes());
-        }
-        if self.stored && matches!(self.status, CacheStatus::Miss) {
-            v.extend_from_slice(b"; stored");
-        }
-        if self.collapsed && matches!(self.status, CacheStatus::Miss | CacheStatus::Bypass) {
-            v.extend_from_slice(b"; collapsed");
-        }
-        v.extend_from_slice(match self.status {
+        };
+        let mut digits = itoa::Buffer::new();
+        let (ttl_key, ttl): (&[u8], &[u8]) = match self.ttl {
+            Some(ttl) => (b"; ttl=", digits.format(ttl).as_bytes()),
+            None => (b"", b""),
+        };
+        let stored: &[u8] = if self.stored && matches!(self.status, CacheStatus::Miss) {
+            b"; stored"
+        } else {
+            b""
+        };
+        let collapsed: &[u8] =
+            if self.collapsed && matches!(self.status, CacheStatus::Miss | CacheStatus::Bypass) {
+                b"; collapsed"
+            } else {
+                b""
+            };
+        let detail: &[u8] = match self.status {
             CacheStatus::Stale(StaleReason::Revalidating) => b"; detail=revalidating",
             CacheStatus::Stale(StaleReason::StoreError) => b"; detail=store-error",
             _ => b"",
-        });
+        };
+        let parts = [
+            CACHE_NAME.as_bytes(),
+            status,
+            ttl_key,
+            ttl,
+            stored,
+            collapsed,
+            detail,
+        ];
+        // Sized exactly, so the buffer becomes the value's `Bytes` as it is: one allocation
+        // per response (a buffer with room to spare costs a second one for its shared header).
+        let mut v = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+        for part in parts {
+            v.extend_from_slice(part);
+        }
         // Only ASCII tokens and integers are written above, so this cannot fail.
-        HeaderValue::from_maybe_shared(v.freeze())
+        HeaderValue::from_maybe_shared(Bytes::from(v))
             .unwrap_or_else(|_| HeaderValue::from_static(CACHE_NAME))
     }
 }

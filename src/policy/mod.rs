@@ -69,8 +69,9 @@ pub struct Policy {
     /// The parsed CDN-Cache-Control directives.
     pub cdn_directives: Option<Directives>,
     /// The fields of a short plain-text response under this policy (the error policy's 404s
-    /// and friends), made by [`crate::response::plain`] the first time and copied after.
-    plain_fields: std::sync::OnceLock<HeaderMap>,
+    /// and friends), made by [`crate::response::plain`] the first time and copied after:
+    /// without and with a `Cache-Status` slot.
+    plain_fields: [std::sync::OnceLock<HeaderMap>; 2],
 }
 
 impl Policy {
@@ -109,13 +110,18 @@ impl Policy {
             extra_headers,
             directives: spec.directives,
             cdn_directives: spec.cdn,
-            plain_fields: std::sync::OnceLock::new(),
+            plain_fields: Default::default(),
         })
     }
 
-    /// The fields of a plain response under this policy, made by `make` the first time.
-    pub fn plain_fields(&self, make: impl FnOnce() -> HeaderMap) -> &HeaderMap {
-        self.plain_fields.get_or_init(make)
+    /// The fields of a plain response under this policy, with a `Cache-Status` slot or
+    /// without, made by `make` the first time.
+    pub fn plain_fields(
+        &self,
+        cache_status_slot: bool,
+        make: impl FnOnce() -> HeaderMap,
+    ) -> &HeaderMap {
+        self.plain_fields[usize::from(cache_status_slot)].get_or_init(make)
     }
 
     /// Writes Cache-Control, CDN-Cache-Control, Surrogate-Key and the extra headers,
