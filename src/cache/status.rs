@@ -12,6 +12,7 @@
 //!   the stale entry was served anyway (stale-if-error);
 //! - `fwd=bypass` when the cache is disabled.
 
+use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -85,6 +86,14 @@ impl Lookup {
     /// The `Cache-Status` field value for this lookup (RFC 9211), for example
     /// `cdn-origin; hit; ttl=12` or `cdn-origin; fwd=uri-miss; stored`.
     pub fn cache_status_header(&self) -> HeaderValue {
+        match (&self.status, self.ttl) {
+            (CacheStatus::Hit, Some(ttl)) => RECENT_HITS.with_borrow_mut(|hits| hits.value(ttl)),
+            _ => self.render(),
+        }
+    }
+
+    /// Writes the value ([`Lookup::cache_status_header`] without the thread's memo).
+    fn render(&self) -> HeaderValue {
         let status: &[u8] = match self.status {
             CacheStatus::Hit | CacheStatus::Stale(StaleReason::Revalidating) => b"; hit",
             CacheStatus::Stale(StaleReason::StoreError) => b"; fwd=stale",
@@ -133,6 +142,47 @@ impl Lookup {
     }
 }
 
+/// Slots of [`RecentHits`]: more than the seconds of freshness a hot object's ttl runs
+/// through before it is refreshed at the defaults, so a loop renders each value about once.
+const HIT_SLOTS: usize = 64;
+
+thread_local! {
+    /// The event loop's recent `hit` values (one per thread: no lock, no sharing).
+    static RECENT_HITS: RefCell<RecentHits> = const { RefCell::new(RecentHits::new()) };
+}
+
+/// `cdn-origin; hit; ttl=N` by `N`, direct-mapped: a hit's value depends on its ttl alone,
+/// which changes once a second, so nearly every cache hit, the most common response, clones
+/// a rendered value (a reference count) instead of writing and checking a new one.
+struct RecentHits([(i64, Option<HeaderValue>); HIT_SLOTS]);
+
+impl RecentHits {
+    const fn new() -> RecentHits {
+        RecentHits([const { (0, None) }; HIT_SLOTS])
+    }
+
+    fn value(&mut self, ttl: i64) -> HeaderValue {
+        // `rem_euclid` of a positive modulus is in 0..HIT_SLOTS, negative ttls too.
+        let slot = &mut self.0[ttl.rem_euclid(HIT_SLOTS as i64) as usize];
+        match slot {
+            (kept, Some(value)) if *kept == ttl => value.clone(),
+            _ => {
+                let value = Lookup {
+                    object: None,
+                    status: CacheStatus::Hit,
+                    ttl: Some(ttl),
+                    stored: false,
+                    collapsed: false,
+                    index: None,
+                }
+                .render();
+                *slot = (ttl, Some(value.clone()));
+                value
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +227,25 @@ mod tests {
         ];
         for (lookup, want) in table {
             assert_eq!(lookup.cache_status_header(), want, "{lookup:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Hits answered from the thread's recent values equal freshly written ones, with
+        /// ttls that share a slot (64 apart), negative ttls and the extremes.
+        #[test]
+        fn remembered_hit_values_equal_written_ones(
+            ttls in proptest::collection::vec(
+                proptest::prop_oneof![-130i64..130, proptest::prelude::any::<i64>()],
+                1..80,
+            )
+        ) {
+            for ttl in ttls {
+                let hit = lookup(CacheStatus::Hit, Some(ttl), false, false);
+                proptest::prop_assert_eq!(hit.cache_status_header(), hit.render());
+                let want = format!("cdn-origin; hit; ttl={ttl}");
+                proptest::prop_assert_eq!(hit.cache_status_header(), want.as_str());
+            }
         }
     }
 }
