@@ -7,8 +7,8 @@
 # What it does, each step only when needed (so running it twice is cheap and safe):
 #   1. Debian packages: prometheus (for promtool, used by scripts/check-prometheus.sh), nginx,
 #      its brotli_static module, brotli and wrk (benchmarks, benches/load/), openssl (test
-#      certificates for the database TLS test), python3-venv (only when python3 cannot make a
-#      venv).
+#      certificates for the database TLS test), iproute2 (ss, for the listen-backlog test),
+#      python3-venv (only when python3 cannot make a venv).
 #      `apt-get update` runs once, and only if something has to be installed.
 #   2. .venv/ in the repository (gitignored) with moto[server], the S3-compatible server the
 #      integration tests talk to (see scripts/start-moto.sh).
@@ -83,6 +83,8 @@ command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v brotli >/dev/null 2>&1 || missing+=(brotli)
 # The database TLS test makes its certificates with the openssl command line.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# The listen-backlog test reads the listener's queue length with ss.
+command -v ss >/dev/null 2>&1 || missing+=(iproute2)
 dpkg -s libnginx-mod-http-brotli-static >/dev/null 2>&1 || missing+=(libnginx-mod-http-brotli-static)
 
 # The venv module needs ensurepip, which Debian splits into python3-venv. A python3 from
@@ -104,7 +106,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
         log "installing ${missing[*]} together failed; retrying the ones the tests need"
         required=()
         for pkg in "${missing[@]}"; do
-            case "$pkg" in prometheus | python3-venv) required+=("$pkg") ;; esac
+            case "$pkg" in prometheus | python3-venv | openssl | iproute2) required+=("$pkg") ;; esac
         done
         if [[ ${#required[@]} -gt 0 ]]; then
             apt_install "${required[@]}" || die "could not install ${required[*]}"
@@ -112,7 +114,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
         log "warning: benchmark tools may be missing (nginx, wrk, brotli)"
     fi
 else
-    log "system packages present (promtool, nginx, brotli, wrk, python venv)"
+    log "system packages present (promtool, nginx, brotli, wrk, openssl, ss, python venv)"
 fi
 
 # ---------------------------------------------------------------------------------------------
