@@ -94,8 +94,13 @@ impl Outcome {
     }
 }
 
-/// Serves one object request (every path that is not an internal endpoint).
-pub async fn handle(app: &Arc<App>, req: &Request<hyper::body::Incoming>) -> Outcome {
+/// Serves one object request (every path that is not an internal endpoint) that arrived at
+/// `started` (the cache's freshness is judged at that instant: no second clock reading).
+pub async fn handle(
+    app: &Arc<App>,
+    req: &Request<hyper::body::Incoming>,
+    started: Instant,
+) -> Outcome {
     let method = match *req.method() {
         http::Method::GET => ObjectMethod::Get,
         http::Method::HEAD => ObjectMethod::Head,
@@ -136,7 +141,7 @@ pub async fn handle(app: &Arc<App>, req: &Request<hyper::body::Incoming>) -> Out
         }
     };
 
-    let lookup = match app.cache.lookup(oreq.target.key()).await {
+    let lookup = match app.cache.lookup_at(oreq.target.key(), started).await {
         Ok(l) => l,
         Err(e) => return Outcome::plain(store_failure(&e, error_policy)),
     };
@@ -673,17 +678,21 @@ pub fn record(app: &App, method: &http::Method, path: &str, outcome: &Outcome, s
             })
             .unwrap_or(0)
     };
-    let latency = started.elapsed();
-    app.metrics.record_request(&crate::metrics::RequestRecord {
-        method,
-        status,
-        cache: outcome.cache,
-        class: outcome.class,
-        body_bytes: bytes,
-        saved_not_modified: outcome.saved_not_modified,
-        saved_compression: outcome.saved_compression,
-        latency,
-    });
+    let ended = Instant::now();
+    let latency = ended.saturating_duration_since(started);
+    app.metrics.record_request_ended(
+        &crate::metrics::RequestRecord {
+            method,
+            status,
+            cache: outcome.cache,
+            class: outcome.class,
+            body_bytes: bytes,
+            saved_not_modified: outcome.saved_not_modified,
+            saved_compression: outcome.saved_compression,
+            latency,
+        },
+        ended,
+    );
     if app.settings.access_log {
         tracing::info!(
             target: "access",

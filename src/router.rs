@@ -47,7 +47,7 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
     if path == "/_admin/purge" && app.settings.purge_token.is_some() {
         return purge(app, req).await;
     }
-    let outcome = pipeline::handle(app, &req).await;
+    let outcome = pipeline::handle(app, &req, started).await;
     pipeline::record(app, req.method(), req.uri().path(), &outcome, started);
     outcome.response
 }

@@ -181,7 +181,16 @@ impl HotCache {
     /// a time), serving stale entries within their windows. `Err` only when the store failed
     /// and no usable stale entry exists.
     pub async fn lookup(self: &Arc<Self>, key: &str) -> Result<Lookup, Arc<StoreError>> {
-        let now = Instant::now();
+        self.lookup_at(key, Instant::now()).await
+    }
+
+    /// [`HotCache::lookup`] judged at `now`, a clock reading the caller already has (the
+    /// pipeline's, taken when the request arrived).
+    pub async fn lookup_at(
+        self: &Arc<Self>,
+        key: &str,
+        now: Instant,
+    ) -> Result<Lookup, Arc<StoreError>> {
         if let Some(lookup) = self.fresh_hit(key, now) {
             self.count(&lookup.status);
             return Ok(lookup);

@@ -212,7 +212,13 @@ impl Metrics {
     /// Counts one response: requests, body bytes, latency, bytes saved, and the rolling
     /// hit-rate windows.
     pub fn record_request(&self, r: &RequestRecord<'_>) {
-        self.record_request_at(r, self.elapsed_second());
+        self.record_request_ended(r, Instant::now());
+    }
+
+    /// [`Metrics::record_request`] for a response recorded at `ended`, a clock reading the
+    /// caller already has (the pipeline's, from which it measured the latency).
+    pub fn record_request_ended(&self, r: &RequestRecord<'_>, ended: Instant) {
+        self.record_request_at(r, ended.saturating_duration_since(self.started).as_secs());
     }
 
     pub(crate) fn record_request_at(&self, r: &RequestRecord<'_>, second: u64) {
