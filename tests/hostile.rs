@@ -821,13 +821,13 @@ async fn the_connection_cap_refuses_cleanly_and_recovers() {
     srv.stop().await;
 }
 
-/// The accept queue holds as many connections as the cap allows (up to the kernel's
-/// `net.core.somaxconn`), so a burst of new connections waits instead of having its
-/// handshakes dropped and retried a second later. Read with `ss`, which shows a listening
-/// socket's queue length as Send-Q.
+/// The accept queue is as long as the kernel allows (`net.core.somaxconn`), whatever the
+/// connection cap, so a burst of new connections waits instead of having its handshakes
+/// dropped and retried a second later. Read with `ss`, which shows a listening socket's queue
+/// length as Send-Q.
 #[tokio::test]
-async fn the_accept_queue_has_room_for_a_burst_up_to_the_cap() {
-    let ss_has = |port: u16| -> Option<String> {
+async fn the_accept_queue_is_as_long_as_the_kernel_allows() {
+    let ss = |port: u16| -> Option<String> {
         let out = std::process::Command::new("ss")
             .args(["-ltnH", &format!("sport = :{port}")])
             .output()
@@ -836,7 +836,7 @@ async fn the_accept_queue_has_room_for_a_burst_up_to_the_cap() {
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     };
-    if ss_has(1).is_none() {
+    if ss(1).is_none() {
         let why = "ss (iproute2) is not installed: scripts/setup.sh installs it";
         assert!(std::env::var_os("CI").is_none(), "{why}, and CI is set");
         eprintln!("skipped: {why}");
@@ -845,20 +845,22 @@ async fn the_accept_queue_has_room_for_a_burst_up_to_the_cap() {
     let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(4096);
+        .expect("net.core.somaxconn");
+    if somaxconn <= 128 {
+        eprintln!("note: somaxconn is {somaxconn}: this cannot tell the queue from std's 128");
+    }
     let dir = tree_with_big_file(1024);
-    for cap in [300usize, 100_000] {
+    for cap in [4usize, 100_000] {
         let mut a = args(dir.path());
         a.max_connections = Some(cap);
         let srv = start(a, None).await;
-        let line = ss_has(srv.addr.port()).unwrap();
+        let line = ss(srv.addr.port()).unwrap();
         let queue: u32 = line
             .split_whitespace()
             .nth(2)
             .and_then(|q| q.parse().ok())
             .unwrap_or_else(|| panic!("no Send-Q in {line:?}"));
-        let want = u32::try_from(cap).unwrap().min(somaxconn);
-        assert_eq!(queue, want, "cap {cap}, somaxconn {somaxconn}: {line}");
+        assert_eq!(queue, somaxconn, "cap {cap}: {line}");
         srv.stop().await;
     }
 }

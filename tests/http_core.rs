@@ -624,15 +624,18 @@ async fn a_public_symlink_into_the_private_prefix_is_not_followed() {
     srv.stop().await;
 }
 
-/// RFC 9112 section 9.6 lets a client close its sending side once the request is out; it
-/// still wants the answer (`nc -N`, some proxies). Both a miss (a store read) and a hit are
+/// TCP lets a client close its sending side once the request is out (RFC 9293 section 3.6);
+/// it still wants the answer (`nc -N`, some proxies). Both a miss (a store read) and a hit are
 /// answered, and the connection then closes rather than hang.
 #[tokio::test]
 async fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = local_fixtures();
     let srv = start(args(dir.path()), None).await;
-    for round in ["miss", "hit"] {
+    for (round, status) in [
+        ("miss", "cache-status: cdn-origin; fwd=uri-miss"),
+        ("hit", "cache-status: cdn-origin; hit"),
+    ] {
         let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
         s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
             .await
@@ -646,6 +649,7 @@ async fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
         let out = String::from_utf8_lossy(&out);
         assert_eq!(raw_status(&out), 200, "{round}: {out}");
         assert!(out.ends_with("\r\n\r\nhello, world\n"), "{round}: {out}");
+        assert!(out.to_ascii_lowercase().contains(status), "{round}: {out}");
     }
     srv.stop().await;
 }

@@ -4,7 +4,9 @@
 //!   keep-alive connection nobody uses, or a client that stops reading a large body, would
 //!   otherwise hold a socket (and, for a stalled write, a body stream) forever. Progress on a
 //!   read *or* a write resets the clock, so a long download to a client that reads steadily
-//!   is never cut.
+//!   is never cut. The clock is checked when an operation waits on the client: hyper does not
+//!   read while a request is answered (HTTP/1 connections allow half-close), so a response
+//!   waiting on the store is bounded by the store timeouts, not by this one.
 //! - **request head** (HTTP/1): once bytes of a request have arrived, the rest of its head
 //!   must follow within the header-read timeout (slowloris), however steadily it trickles.
 //!   The clock starts the first time the server waits for more of the head (a head that

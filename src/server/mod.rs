@@ -37,8 +37,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listen address from the settings, with room in the accept queue for as many
-    /// connections as the cap allows ([`backlog`]).
+    /// Binds the listen address from the settings, with the longest accept queue the kernel
+    /// allows ([`BACKLOG`]).
     pub async fn bind(app: Arc<App>) -> std::io::Result<Server> {
         let addr = app.settings.listen;
         let socket = if addr.is_ipv4() {
@@ -50,7 +50,7 @@ impl Server {
         // the previous one linger in TIME_WAIT.
         socket.set_reuseaddr(true)?;
         socket.bind(addr)?;
-        let listener = socket.listen(backlog(app.settings.max_connections))?;
+        let listener = socket.listen(BACKLOG)?;
         Ok(Server { listener, app })
     }
 
@@ -77,10 +77,12 @@ impl Server {
             // connections waiting for their next request.
             .header_read_timeout(None)
             .max_buf_size(settings.max_header_size)
-            // A client may half-close after its request and still gets the answer (as from
-            // nginx). It also keeps hyper from probing the socket for EOF while a request is
-            // answered: that probe reserved a fresh 8 KiB read buffer per request, because the
-            // request still held the old one (benches/README.md).
+            // A client may half-close after its request (TCP allows it) and still gets the
+            // answer, as from nginx. It also keeps hyper from probing the socket for EOF while
+            // a request is answered: that probe reserved a fresh 8 KiB read buffer per
+            // request, because the request still held the old one (benches/README.md). A
+            // client gone meanwhile is noticed when the answer is written; a slow store is
+            // bounded by the store timeouts, not by the idle timeout (docs/operations.md).
             .half_close(true)
             .keep_alive(true);
         builder
@@ -152,16 +154,15 @@ impl Server {
     }
 }
 
-/// The accept queue's length: the connection cap, so that a burst of new connections up to
-/// the cap waits in the queue instead of being dropped. `TcpListener::bind` asks for 128
-/// (the standard library's value): 1,000 clients connecting at once, as a CDN's edge does
-/// after a restart, overflowed it by 600-950 connections, whose handshakes the kernel then
-/// dropped and the clients retried after up to a second (p99 of 75-317 ms in the
-/// 1,000-connection benchmark, benches/README.md). The kernel caps the value at
-/// `net.core.somaxconn` (4096 by default since Linux 5.4).
-pub fn backlog(max_connections: usize) -> u32 {
-    u32::try_from(max_connections).unwrap_or(u32::MAX)
-}
+/// The accept queue's length: as long as the kernel allows (it caps the value at
+/// `net.core.somaxconn`, 4096 by default since Linux 5.4; raise that sysctl for longer). The
+/// queue only absorbs bursts, since the accept loop takes every connection at once and
+/// refuses those over the cap with a 503. `TcpListener::bind` asks for 128 (the standard
+/// library's value): 1,000 clients connecting at once, as a CDN's edge does after a restart,
+/// overflowed it by 600-950 connections, whose handshakes the kernel then dropped and the
+/// clients retried up to a second later (p99 of 75-317 ms in the 1,000-connection benchmark,
+/// benches/README.md).
+pub const BACKLOG: u32 = u32::MAX;
 
 /// One accepted connection, on its way to an event loop.
 struct Connection {
