@@ -169,10 +169,7 @@ async fn missing(
             location.push('?');
             location.push_str(q);
         }
-        let mut res = response::permanent_redirect(&location, error_policy);
-        res.headers_mut()
-            .insert(response::CACHE_STATUS.clone(), lookup.cache_status_header());
-        return res;
+        return response::permanent_redirect(&location, error_policy, lookup.cache_status_header());
     }
     response::plain_with_cache_status(
         StatusCode::NOT_FOUND,

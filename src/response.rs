@@ -100,6 +100,13 @@ pub fn stream(s: BodyStream) -> Body {
 /// `Cache-Status` header name (RFC 9211).
 pub static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
+/// Puts a placeholder `Cache-Status` into fields that are prepared once and copied per
+/// response: the response's own value then replaces it in place, where inserting it would
+/// grow the copy (a cloned map has no spare room).
+pub fn cache_status_slot(h: &mut HeaderMap) {
+    h.insert(CACHE_STATUS.clone(), HeaderValue::from_static(CACHE_NAME));
+}
+
 static NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 static BYTES: HeaderValue = HeaderValue::from_static("bytes");
 static TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
@@ -253,7 +260,7 @@ fn plain_fields(cache_status_slot: bool, caching: impl FnOnce(&mut HeaderMap)) -
     h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
     caching(&mut h);
     if cache_status_slot {
-        h.insert(CACHE_STATUS.clone(), HeaderValue::from_static(CACHE_NAME));
+        self::cache_status_slot(&mut h);
     }
     h
 }
@@ -295,12 +302,18 @@ pub fn unavailable(retry_after: Duration, error_policy: &Policy) -> Response<Bod
     res
 }
 
-/// 308 to `location` (a path we built from a validated one, so always a valid header).
-pub fn permanent_redirect(location: &str, error_policy: &Policy) -> Response<Body> {
-    let mut res = plain(
+/// 308 to `location` (a path we built from a validated one, so always a valid header), with
+/// the `Cache-Status` of the lookup that found the key missing.
+pub fn permanent_redirect(
+    location: &str,
+    error_policy: &Policy,
+    cache_status: HeaderValue,
+) -> Response<Body> {
+    let mut res = plain_with_cache_status(
         StatusCode::PERMANENT_REDIRECT,
         "moved\n",
-        Some(error_policy),
+        error_policy,
+        cache_status,
     );
     if let Ok(v) = HeaderValue::from_str(location) {
         res.headers_mut().insert(header::LOCATION, v);

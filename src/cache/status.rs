@@ -94,52 +94,57 @@ impl Lookup {
 
     /// Writes the value ([`Lookup::cache_status_header`] without the thread's memo).
     fn render(&self) -> HeaderValue {
-        let status: &[u8] = match self.status {
-            CacheStatus::Hit | CacheStatus::Stale(StaleReason::Revalidating) => b"; hit",
-            CacheStatus::Stale(StaleReason::StoreError) => b"; fwd=stale",
-            CacheStatus::Miss => b"; fwd=uri-miss",
-            CacheStatus::Bypass => b"; fwd=bypass",
-        };
-        let mut digits = itoa::Buffer::new();
-        let (ttl_key, ttl): (&[u8], &[u8]) = match self.ttl {
-            Some(ttl) => (b"; ttl=", digits.format(ttl).as_bytes()),
-            None => (b"", b""),
-        };
-        let stored: &[u8] = if self.stored && matches!(self.status, CacheStatus::Miss) {
-            b"; stored"
-        } else {
-            b""
-        };
-        let collapsed: &[u8] =
-            if self.collapsed && matches!(self.status, CacheStatus::Miss | CacheStatus::Bypass) {
-                b"; collapsed"
-            } else {
-                b""
-            };
-        let detail: &[u8] = match self.status {
-            CacheStatus::Stale(StaleReason::Revalidating) => b"; detail=revalidating",
-            CacheStatus::Stale(StaleReason::StoreError) => b"; detail=store-error",
-            _ => b"",
-        };
-        let parts = [
-            CACHE_NAME.as_bytes(),
-            status,
-            ttl_key,
-            ttl,
-            stored,
-            collapsed,
-            detail,
-        ];
-        // Sized exactly, so the buffer becomes the value's `Bytes` as it is: one allocation
-        // per response (a buffer with room to spare costs a second one for its shared header).
-        let mut v = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
-        for part in parts {
-            v.extend_from_slice(part);
-        }
-        // Only ASCII tokens and integers are written above, so this cannot fail.
-        HeaderValue::from_maybe_shared(Bytes::from(v))
-            .unwrap_or_else(|_| HeaderValue::from_static(CACHE_NAME))
+        render(&self.status, self.ttl, self.stored, self.collapsed)
     }
+}
+
+/// Writes a `Cache-Status` value from the parts of a lookup it depends on.
+fn render(status: &CacheStatus, ttl: Option<i64>, stored: bool, collapsed: bool) -> HeaderValue {
+    let kind: &[u8] = match status {
+        CacheStatus::Hit | CacheStatus::Stale(StaleReason::Revalidating) => b"; hit",
+        CacheStatus::Stale(StaleReason::StoreError) => b"; fwd=stale",
+        CacheStatus::Miss => b"; fwd=uri-miss",
+        CacheStatus::Bypass => b"; fwd=bypass",
+    };
+    let mut digits = itoa::Buffer::new();
+    let (ttl_key, ttl): (&[u8], &[u8]) = match ttl {
+        Some(ttl) => (b"; ttl=", digits.format(ttl).as_bytes()),
+        None => (b"", b""),
+    };
+    let stored: &[u8] = if stored && matches!(status, CacheStatus::Miss) {
+        b"; stored"
+    } else {
+        b""
+    };
+    let collapsed: &[u8] = if collapsed && matches!(status, CacheStatus::Miss | CacheStatus::Bypass)
+    {
+        b"; collapsed"
+    } else {
+        b""
+    };
+    let detail: &[u8] = match status {
+        CacheStatus::Stale(StaleReason::Revalidating) => b"; detail=revalidating",
+        CacheStatus::Stale(StaleReason::StoreError) => b"; detail=store-error",
+        _ => b"",
+    };
+    let parts = [
+        CACHE_NAME.as_bytes(),
+        kind,
+        ttl_key,
+        ttl,
+        stored,
+        collapsed,
+        detail,
+    ];
+    // Sized exactly, so the buffer becomes the value's `Bytes` as it is: one allocation
+    // per response (a buffer with room to spare costs a second one for its shared header).
+    let mut v = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        v.extend_from_slice(part);
+    }
+    // Only ASCII tokens and integers are written above, so this cannot fail.
+    HeaderValue::from_maybe_shared(Bytes::from(v))
+        .unwrap_or_else(|_| HeaderValue::from_static(CACHE_NAME))
 }
 
 /// Slots of [`RecentHits`]: more than the seconds of freshness a hot object's ttl runs
@@ -167,15 +172,7 @@ impl RecentHits {
         match slot {
             (kept, Some(value)) if *kept == ttl => value.clone(),
             _ => {
-                let value = Lookup {
-                    object: None,
-                    status: CacheStatus::Hit,
-                    ttl: Some(ttl),
-                    stored: false,
-                    collapsed: false,
-                    index: None,
-                }
-                .render();
+                let value = render(&CacheStatus::Hit, Some(ttl), false, false);
                 *slot = (ttl, Some(value.clone()));
                 value
             }

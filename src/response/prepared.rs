@@ -19,8 +19,7 @@
 use http::HeaderMap;
 use http::header::HeaderValue;
 
-use super::{CACHE_STATUS, RepresentationHeaders, RequestHeaders, Vary, content_headers};
-use crate::cache::CACHE_NAME;
+use super::{RepresentationHeaders, RequestHeaders, Vary, cache_status_slot, content_headers};
 use crate::encoding::Encoding;
 
 /// Room for a response's fields, so that building one does not grow the map.
@@ -50,7 +49,7 @@ impl Prepared {
         let representation_fields = || {
             let mut h = HeaderMap::with_capacity(CAPACITY);
             representation.write(&mut h);
-            h.insert(CACHE_STATUS.clone(), HeaderValue::from_static(CACHE_NAME));
+            cache_status_slot(&mut h);
             h
         };
         let not_modified = representation_fields();
