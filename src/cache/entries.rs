@@ -8,6 +8,19 @@
 //! never exceeds it between operations; an entry that alone would not fit is not stored.
 //!
 //! An entry without an object is a *negative* entry: the key was not found (issue 4, point 7).
+//!
+//! **Recency is exact to within a quarter of the entries.** Moving an entry to the front of
+//! the list on every hit needs the exclusive lock, which would make hits on different event
+//! loops wait for each other. So every move to the front (insert, promote, a write to an entry)
+//! advances a counter and stamps the entry with it, and a hit on an entry whose stamp is less
+//! than a quarter of the entries behind the counter need not move it (see
+//! [`ByteLru::is_near_front`]): at most that many entries have been moved ahead of it since, so
+//! it is still in the front quarter of the list. An entry's place in the list is then never
+//! more than a quarter of the entries away from its place under exact LRU, so eviction takes
+//! only entries from the least recently used quarter; a cache of fewer than eight entries is
+//! exact (there a hit skips the move only for the entry at the front, where the move is a
+//! no-op: the common case of one hot object). (memcached skips the move for an item bumped in the last 60 seconds; a bound in
+//! entries rather than seconds keeps the guarantee independent of the request rate.)
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,6 +49,8 @@ pub(super) struct Entry {
     pub index: Option<Arc<IndexMemo>>,
     variants: Vec<(Encoding, Bytes)>,
     weight: u64,
+    /// [`ByteLru::moves`] when this entry last went to the front of the list.
+    moved: u64,
 }
 
 fn base_weight(key: &str, object: Option<&Arc<Object>>) -> u64 {
@@ -49,6 +64,8 @@ pub(super) struct ByteLru {
     bytes: u64,
     budget: u64,
     evictions: u64,
+    /// Moves to the front of the list so far (see the module doc on recency).
+    moves: u64,
 }
 
 impl ByteLru {
@@ -58,6 +75,7 @@ impl ByteLru {
             bytes: 0,
             budget,
             evictions: 0,
+            moves: 0,
         }
     }
 
@@ -78,7 +96,26 @@ impl ByteLru {
 
     /// The entry for `key`, marked as most recently used.
     pub fn get(&mut self, key: &str) -> Option<&Entry> {
-        self.map.get(key)
+        self.get_mut(key).map(|entry| &*entry)
+    }
+
+    /// The entry for `key`, moved to the front of the list and stamped: every move to the
+    /// front goes through here or [`ByteLru::insert`], which is what bounds the error of
+    /// [`ByteLru::is_near_front`].
+    fn get_mut(&mut self, key: &str) -> Option<&mut Entry> {
+        self.moves += 1;
+        let moves = self.moves;
+        let entry = self.map.get_mut(key)?;
+        entry.moved = moves;
+        Some(entry)
+    }
+
+    /// True when `entry` is certainly in the front quarter of the list, so a hit on it need
+    /// not move it: fewer than a quarter of the entries have been moved ahead of it since it
+    /// was last moved itself. In a cache of fewer than eight entries only when it is at the
+    /// front already (nothing moved since), so recency there is exact.
+    pub fn is_near_front(&self, entry: &Entry) -> bool {
+        self.moves - entry.moved < (self.map.len() as u64 / 4).max(1)
     }
 
     /// The entry for `key`, leaving the recency order alone (a shared borrow: see
@@ -89,7 +126,7 @@ impl ByteLru {
 
     /// Marks `key` as most recently used.
     pub fn promote(&mut self, key: &str) {
-        self.map.promote(key);
+        self.get_mut(key);
     }
 
     /// Stores `object` (or a not-found) under `key`, replacing any entry and its variants.
@@ -100,6 +137,7 @@ impl ByteLru {
         if weight > self.budget {
             return false;
         }
+        self.moves += 1;
         self.map.put(
             key.to_string(),
             Entry {
@@ -108,6 +146,7 @@ impl ByteLru {
                 checked,
                 variants: Vec::new(),
                 weight,
+                moved: self.moves,
             },
         );
         self.bytes += weight;
@@ -117,7 +156,7 @@ impl ByteLru {
 
     /// Marks the entry as confirmed at `now` if it still holds `object`. Returns whether it did.
     pub fn touch(&mut self, key: &str, object: &Arc<Object>, now: Instant) -> bool {
-        match self.map.get_mut(key) {
+        match self.get_mut(key) {
             Some(entry)
                 if entry
                     .object
@@ -185,7 +224,7 @@ impl ByteLru {
         bytes: Bytes,
     ) -> bool {
         let budget = self.budget;
-        let Some(entry) = self.map.get_mut(key) else {
+        let Some(entry) = self.get_mut(key) else {
             return false;
         };
         let same = entry.object.as_ref().is_some_and(|o| o.etag == *etag);

@@ -238,15 +238,21 @@ impl HotCache {
 
     /// The fast path: a fresh entry (object or not-found) answered under the shared lock, so
     /// hits on different event loops never wait for each other (they wait only while another
-    /// thread changes the map: a fill, a refresh, a purge). Recency is updated only when the
-    /// exclusive lock is free at once, never waited for; a hot key is promoted often enough
-    /// anyway. Anything else (absent, stale, disabled) returns `None` for [`HotCache::plan`].
+    /// thread changes the map: a fill, a refresh, a purge). An entry already in the front
+    /// quarter of the recency list stays where it is (`entries.rs`, "Recency"); another is
+    /// moved to the front only when the exclusive lock is free at once, never waited for, and
+    /// its next hit tries again. Anything else (absent, stale, disabled) returns `None` for
+    /// [`HotCache::plan`].
     fn fresh_hit(&self, key: &str, now: Instant) -> Option<Lookup> {
         if !self.enabled() {
             return None;
         }
-        let lookup = self.fresh(self.state.read().lru.peek(key)?, now)?;
-        if let Some(mut state) = self.state.try_write() {
+        let (lookup, near_front) = {
+            let state = self.state.read();
+            let entry = state.lru.peek(key)?;
+            (self.fresh(entry, now)?, state.lru.is_near_front(entry))
+        };
+        if !near_front && let Some(mut state) = self.state.try_write() {
             state.lru.promote(key);
         }
         Some(lookup)

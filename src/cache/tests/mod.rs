@@ -77,6 +77,7 @@ impl Fixture {
 mod flights;
 mod freshness;
 mod memory;
+mod recency;
 
 #[test]
 fn a_purge_of_an_index_names_the_key_whose_not_found_remembers_it() {
