@@ -80,6 +80,9 @@ pub struct Outcome {
     pub saved_not_modified: u64,
     /// Bytes compression saved.
     pub saved_compression: u64,
+    /// The body is a compression stream, which writes the access-log line itself when it
+    /// ends ([`StreamLine`]): only then are its bytes known.
+    pub logged_by_body: bool,
 }
 
 impl Outcome {
@@ -90,6 +93,7 @@ impl Outcome {
             class: ContentClass::Other,
             saved_not_modified: 0,
             saved_compression: 0,
+            logged_by_body: false,
         }
     }
 }
@@ -149,7 +153,11 @@ pub async fn handle(
         let res = missing(app, &oreq, &lookup, req.uri(), error_policy).await;
         return Outcome::plain(res);
     };
-    serve(app, &policies, &oreq, &lookup, &object, private).await
+    let arrival = Arrival {
+        path: req.uri().path(),
+        started,
+    };
+    serve(app, &policies, &oreq, &lookup, &object, private, arrival).await
 }
 
 /// 404, or a 308 to `/dir/` when `dir/index.html` exists (issue 2, point 3), either with
@@ -228,6 +236,7 @@ async fn serve(
     lookup: &Lookup,
     object: &Arc<Object>,
     private: bool,
+    arrival: Arrival<'_>,
 ) -> Outcome {
     let (policy, chosen_policy) = object.choose(policies, oreq.target.path());
     let class = object.class;
@@ -243,6 +252,7 @@ async fn serve(
         class,
         saved_not_modified: 0,
         saved_compression: 0,
+        logged_by_body: false,
     };
 
     // 3. select
@@ -374,7 +384,10 @@ async fn serve(
             if head_only {
                 Ok(response::empty())
             } else {
-                full_body(app, &rep, (outcome.cache, class)).await
+                // Its line is written by the stream (`StreamLine`), when the bytes are known.
+                outcome.logged_by_body =
+                    app.settings.access_log && matches!(rep.content, Content::Compress(..));
+                full_body(app, &rep, (outcome.cache, class), &arrival).await
             }
         }
         RangeDecision::Partial(ranges) if ranges.len() == 1 => {
@@ -423,7 +436,10 @@ async fn serve(
             *res.body_mut() = body;
             outcome.response = res;
         }
-        Err(e) => outcome.response = store_failure(&e, policies.error_policy()),
+        Err(e) => {
+            outcome.response = store_failure(&e, policies.error_policy());
+            outcome.logged_by_body = false;
+        }
     }
     outcome
 }
@@ -498,12 +514,20 @@ async fn select<'a>(
     })
 }
 
-/// The body of a 200 (GET) for `rep`; `labels` are the response's cache and class labels, for
-/// the bytes of a compression stream, which [`record`] cannot know.
+/// The request's path as received and its arrival, for an access-log line written later.
+struct Arrival<'a> {
+    path: &'a str,
+    started: Instant,
+}
+
+/// The body of a 200 (GET) for `rep`. A compression stream's length is not known when
+/// [`record`] runs, so the stream counts its bytes under `labels` (the response's cache and
+/// class) and writes its access-log line itself, with `arrival`.
 async fn full_body(
     app: &Arc<App>,
     rep: &Representation<'_>,
     labels: (CacheLabel, ContentClass),
+    arrival: &Arrival<'_>,
 ) -> Result<Body, StoreError> {
     match &rep.content {
         Content::Memory(b) => Ok(response::full(b.clone())),
@@ -513,8 +537,14 @@ async fn full_body(
         Content::Compress(info, enc) => {
             let source = Box::pin(app.stores.read(info, 0..info.size)).await?;
             let compressed = encoding::compress_stream(*enc, source);
+            let line = app.settings.access_log.then(|| StreamLine {
+                path: arrival.path.to_string(),
+                cache: labels.0,
+                started: arrival.started,
+                sent: 0,
+            });
             Ok(response::stream(
-                CountedStream::new(compressed, app.clone(), labels, info.size).boxed(),
+                CountedStream::new(compressed, app.clone(), labels, info.size, line).boxed(),
             ))
         }
     }
@@ -525,7 +555,8 @@ pin_project_lite::pin_project! {
     /// known when the request is recorded, so [`record`] counts no body bytes for it. Each
     /// chunk adds to the body bytes of the response's labels (a GET 200; a chunk produced
     /// while the client goes away counts as sent), and a stream that ends cleanly adds the
-    /// bytes compression saved (original size minus bytes sent).
+    /// bytes compression saved (original size minus bytes sent). With the access log on, it
+    /// carries the response's line, written when the stream is dropped.
     struct CountedStream {
         #[pin]
         inner: BodyStream,
@@ -534,6 +565,7 @@ pin_project_lite::pin_project! {
         original: u64,
         sent: u64,
         ended: bool,
+        line: Option<StreamLine>,
     }
 }
 
@@ -543,6 +575,7 @@ impl CountedStream {
         app: Arc<App>,
         labels: (CacheLabel, ContentClass),
         original: u64,
+        line: Option<StreamLine>,
     ) -> Self {
         CountedStream {
             inner,
@@ -551,7 +584,32 @@ impl CountedStream {
             original,
             sent: 0,
             ended: false,
+            line,
         }
+    }
+}
+
+/// The access-log line of a compression stream (a GET answered 200), written when the stream
+/// is dropped: after its last chunk, after a failed read, or when hyper gives it up because
+/// the client went away. `bytes` is what the stream produced; the duration runs to that
+/// moment, not to the response head as for other lines.
+struct StreamLine {
+    path: String,
+    cache: CacheLabel,
+    started: Instant,
+    sent: u64,
+}
+
+impl Drop for StreamLine {
+    fn drop(&mut self) {
+        access_line(
+            &http::Method::GET,
+            &self.path,
+            StatusCode::OK,
+            self.sent,
+            self.started.elapsed(),
+            self.cache,
+        );
     }
 }
 
@@ -569,6 +627,9 @@ impl futures::Stream for CountedStream {
             Some(Ok(chunk)) => {
                 let n = chunk.len() as u64;
                 *this.sent += n;
+                if let Some(line) = this.line {
+                    line.sent = *this.sent;
+                }
                 this.app.metrics.add_body_bytes(
                     &http::Method::GET,
                     StatusCode::OK,
@@ -664,7 +725,7 @@ pub fn record(app: &App, method: &http::Method, path: &str, outcome: &Outcome, s
     let status = outcome.response.status();
     // Bodies built here know their length (Full, or a stream behind a Content-Length), except
     // on-the-fly compression, whose bytes are not known until it ends: its stream counts
-    // them (`CountedStream`), and this counts 0 for it.
+    // them (`CountedStream`) and writes its own access-log line, and this counts 0 for it.
     let bytes = if method == http::Method::HEAD {
         0
     } else {
@@ -695,16 +756,28 @@ pub fn record(app: &App, method: &http::Method, path: &str, outcome: &Outcome, s
         },
         ended,
     );
-    if app.settings.access_log {
-        tracing::info!(
-            target: "access",
-            method = %method,
-            path,
-            status = status.as_u16(),
-            bytes,
-            duration_ms = latency.as_secs_f64() * 1000.0,
-            cache = ?outcome.cache,
-            "request"
-        );
+    if app.settings.access_log && !outcome.logged_by_body {
+        access_line(method, path, status, bytes, latency, outcome.cache);
     }
+}
+
+/// Writes one access-log line (target `access`).
+fn access_line(
+    method: &http::Method,
+    path: &str,
+    status: StatusCode,
+    bytes: u64,
+    duration: std::time::Duration,
+    cache: CacheLabel,
+) {
+    tracing::info!(
+        target: "access",
+        method = %method,
+        path,
+        status = status.as_u16(),
+        bytes,
+        duration_ms = duration.as_secs_f64() * 1000.0,
+        cache = ?cache,
+        "request"
+    );
 }

@@ -231,3 +231,96 @@ async fn signed_urls_open_private_objects_and_nothing_else() {
     assert_ne!(code, 0);
     assert!(err.contains("32"), "{err}");
 }
+
+/// The access log as an operator reads it: one JSON line per request, whose `bytes` are the
+/// body the client got. A compression stream's length is known only when it ends, so its
+/// line is written then (before, it said 0); every other line at the response head.
+#[tokio::test]
+async fn the_access_log_has_one_line_per_request_with_the_bytes_sent() {
+    use tokio::io::AsyncBufReadExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let original = css_of(600_000);
+    std::fs::write(dir.path().join("big.css"), &original).unwrap();
+    std::fs::write(dir.path().join("small.txt"), b"hello, log\n").unwrap();
+    let port = free_port();
+    let mut child = tokio::process::Command::new(BIN)
+        .arg(dir.path())
+        .args(["--access-log", "--log-format", "json"])
+        .args(["--cache-max-object", "64KiB"])
+        .env("CDN_ORIGIN_LISTEN", format!("127.0.0.1:{port}"))
+        .env_remove("RUST_LOG")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    wait_for(port).await;
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let c = client();
+    let get = |path: &'static str, encoding: Option<&'static str>, head: bool| {
+        let c = c.clone();
+        let url = url(path);
+        async move {
+            let mut req = if head { c.head(url) } else { c.get(url) };
+            if let Some(e) = encoding {
+                req = req.header("accept-encoding", e);
+            }
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            let streamed = res.headers().get("content-length").is_none();
+            (res.bytes().await.unwrap().len() as u64, streamed)
+        }
+    };
+    // (path, bytes the log must show) in the order of the requests.
+    let mut expected = Vec::new();
+    let (gzip, streamed) = get("/big.css", Some("gzip"), false).await;
+    assert!(
+        streamed && gzip > 0 && gzip < original.len() as u64 / 2,
+        "a compression stream"
+    );
+    expected.push(("/big.css", gzip));
+    let (identity, streamed) = get("/big.css", None, false).await;
+    assert!(!streamed && identity == original.len() as u64);
+    expected.push(("/big.css", identity));
+    let (head, _) = get("/big.css", Some("gzip"), true).await;
+    assert_eq!(head, 0);
+    expected.push(("/big.css", 0));
+    let (small, _) = get("/small.txt", None, false).await;
+    expected.push(("/small.txt", small));
+
+    let mut seen: Vec<(String, u64)> = Vec::new();
+    let mut next_access = async || -> Option<(String, u64)> {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if v["target"] == "access" {
+                assert_eq!(v["status"], 200, "{line}");
+                let path = v["path"].as_str().unwrap().to_string();
+                return Some((path, v["bytes"].as_u64().unwrap()));
+            }
+        }
+        None
+    };
+    while seen.len() < expected.len() {
+        let line = tokio::time::timeout(Duration::from_secs(10), next_access()).await;
+        let Ok(Some(line)) = line else {
+            panic!("missing access-log lines: saw {seen:?}, want {expected:?}");
+        };
+        seen.push(line);
+    }
+    let extra = tokio::time::timeout(Duration::from_millis(500), next_access()).await;
+    assert!(
+        !matches!(extra, Ok(Some(_))),
+        "more than one line per request: {seen:?} then {extra:?}"
+    );
+    // The stream's line is written when it ends, which may come after the next request's.
+    let mut want: Vec<(String, u64)> = expected.iter().map(|(p, b)| (p.to_string(), *b)).collect();
+    want.sort();
+    seen.sort();
+    assert_eq!(seen, want);
+    child.kill().await.unwrap();
+}
