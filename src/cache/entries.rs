@@ -11,15 +11,16 @@
 //!
 //! **Recency is exact to within a quarter of the entries.** Moving an entry to the front of
 //! the list on every hit needs the exclusive lock, which would make hits on different event
-//! loops wait for each other. So every move to the front (insert, promote, a write to an entry)
-//! advances a counter and stamps the entry with it, and a hit on an entry whose stamp is less
-//! than a quarter of the entries behind the counter need not move it (see
-//! [`ByteLru::is_near_front`]): at most that many entries have been moved ahead of it since, so
-//! it is still in the front quarter of the list. An entry's place in the list is then never
-//! more than a quarter of the entries away from its place under exact LRU, so eviction takes
-//! only entries from the least recently used quarter; a cache of fewer than eight entries is
-//! exact (there a hit skips the move only for the entry at the front, where the move is a
-//! no-op: the common case of one hot object). (memcached skips the move for an item bumped in the last 60 seconds; a bound in
+//! loops wait for each other. So every move to the front (insert, promote, a write to an
+//! entry) advances a counter and stamps the entry with it, and a hit on an entry stamped fewer
+//! than `q` moves ago, `q` being a quarter of the entries at that moment (at least 1), leaves
+//! it where it is ([`ByteLru::hit`]): at most that many entries can have been moved ahead of it
+//! since, so it is still near the front (with `q` = 1, at the front, where a move would change
+//! nothing). Every other hit moves its entry, waiting for the exclusive lock if it must. So an
+//! evicted entry is always among the `q` least recently used, `q` taken at its last skipped
+//! hit (the very last one if no hit on it was skipped): a cache that has never held eight
+//! entries is exact LRU, and a larger one evicts only from about its least recently used
+//! quarter. (memcached skips the move for an item bumped in the last 60 seconds; a bound in
 //! entries rather than seconds keeps the guarantee independent of the request rate.)
 
 use std::sync::Arc;
@@ -101,27 +102,22 @@ impl ByteLru {
 
     /// The entry for `key`, moved to the front of the list and stamped: every move to the
     /// front goes through here or [`ByteLru::insert`], which is what bounds the error of
-    /// [`ByteLru::is_near_front`].
+    /// [`ByteLru::hit`].
     fn get_mut(&mut self, key: &str) -> Option<&mut Entry> {
-        self.moves += 1;
-        let moves = self.moves;
         let entry = self.map.get_mut(key)?;
-        entry.moved = moves;
+        self.moves += 1;
+        entry.moved = self.moves;
         Some(entry)
     }
 
-    /// True when `entry` is certainly in the front quarter of the list, so a hit on it need
-    /// not move it: fewer than a quarter of the entries have been moved ahead of it since it
-    /// was last moved itself. In a cache of fewer than eight entries only when it is at the
-    /// front already (nothing moved since), so recency there is exact.
-    pub fn is_near_front(&self, entry: &Entry) -> bool {
-        self.moves - entry.moved < (self.map.len() as u64 / 4).max(1)
-    }
-
-    /// The entry for `key`, leaving the recency order alone (a shared borrow: see
-    /// [`super::HotCache::lookup`]'s fast path).
-    pub fn peek(&self, key: &str) -> Option<&Entry> {
-        self.map.peek(key)
+    /// A hit on `key` under the shared lock: the entry, and whether it must be moved to the
+    /// front ([`ByteLru::promote`]). It need not when fewer than a quarter of the entries (at
+    /// least one) have been moved ahead of it since it was last moved itself: it is then still
+    /// near the front, or at the front in a cache of fewer than eight entries.
+    pub fn hit(&self, key: &str) -> Option<(&Entry, bool)> {
+        let entry = self.map.peek(key)?;
+        let near_front = self.moves - entry.moved < (self.map.len() as u64 / 4).max(1);
+        Some((entry, !near_front))
     }
 
     /// Marks `key` as most recently used.

@@ -34,7 +34,9 @@
 //! One `parking_lot` read-write lock guards the LRU and the flight table together, so "not
 //! cached and no flight" is decided atomically under the write lock; it is held for map
 //! operations only, never across an await. Fresh hits need only the read lock (see
-//! `HotCache::fresh_hit`), so hits on different event loops never wait for each other.
+//! `HotCache::fresh_hit`), so hits on different event loops never wait for each other, except
+//! a hit on an entry that has drifted out of the front quarter of the recency list, which
+//! takes the write lock to move it (`entries.rs`).
 
 pub mod breaker;
 mod entries;
@@ -238,22 +240,21 @@ impl HotCache {
 
     /// The fast path: a fresh entry (object or not-found) answered under the shared lock, so
     /// hits on different event loops never wait for each other (they wait only while another
-    /// thread changes the map: a fill, a refresh, a purge). An entry already in the front
-    /// quarter of the recency list stays where it is (`entries.rs`, "Recency"); another is
-    /// moved to the front only when the exclusive lock is free at once, never waited for, and
-    /// its next hit tries again. Anything else (absent, stale, disabled) returns `None` for
-    /// [`HotCache::plan`].
+    /// thread changes the map: a fill, a refresh, a purge). An entry still near the front of
+    /// the recency list stays where it is; one that has drifted back is moved to the front
+    /// under the exclusive lock (`entries.rs`, "Recency": that is what bounds the order's
+    /// error). Anything else (absent, stale, disabled) returns `None` for [`HotCache::plan`].
     fn fresh_hit(&self, key: &str, now: Instant) -> Option<Lookup> {
         if !self.enabled() {
             return None;
         }
-        let (lookup, near_front) = {
+        let (lookup, promote) = {
             let state = self.state.read();
-            let entry = state.lru.peek(key)?;
-            (self.fresh(entry, now)?, state.lru.is_near_front(entry))
+            let (entry, promote) = state.lru.hit(key)?;
+            (self.fresh(entry, now)?, promote)
         };
-        if !near_front && let Some(mut state) = self.state.try_write() {
-            state.lru.promote(key);
+        if promote {
+            self.state.write().lru.promote(key);
         }
         Some(lookup)
     }

@@ -14,13 +14,9 @@ fn key(k: usize) -> String {
     format!("k{k}{}", "-".repeat(k * 37 % 200))
 }
 
-/// A hit as `HotCache::fresh_hit` does it: moved to the front unless already near it.
+/// A hit as `HotCache::fresh_hit` does it: moved to the front unless still near it.
 fn hit(lru: &mut ByteLru, key: &str) {
-    let near_front = match lru.peek(key) {
-        Some(entry) => lru.is_near_front(entry),
-        None => return,
-    };
-    if !near_front {
+    if lru.hit(key).is_some_and(|(_, promote)| promote) {
         lru.promote(key);
     }
 }
@@ -65,8 +61,8 @@ fn op() -> impl Strategy<Value = Op> {
 
 proptest! {
     /// Against exact LRU order (every insert, hit and get is a use): an evicted entry is
-    /// always among the least recently used quarter of the entries (at least the very last
-    /// one), so in a cache of fewer than eight entries eviction is exact.
+    /// always among the `q` least recently used, `q` a quarter of the most entries the cache
+    /// has held (at least 1, so a cache that never held eight entries is exact).
     #[test]
     fn eviction_takes_only_from_the_least_recently_used_quarter(
         budget in 300u64..6000,
@@ -86,8 +82,9 @@ proptest! {
                         continue;
                     }
                     let before = exact.clone();
-                    exact.retain(|e| lru.peek(e).is_some());
-                    let evicted: Vec<&String> = before.iter().filter(|e| !exact.contains(e)).collect();
+                    exact.retain(|e| lru.hit(e).is_some());
+                    let evicted: Vec<&String> =
+                        before.iter().filter(|e| !exact.contains(e)).collect();
                     // The i-th entry popped is within the last quarter of those left, so
                     // within the last quarter plus i of those before the insert.
                     let bound = (max_len / 4).max(1) + evicted.len() - 1;
@@ -95,7 +92,8 @@ proptest! {
                         let from_end = before.iter().position(|b| b == *e).unwrap();
                         prop_assert!(
                             from_end < bound,
-                            "{e} evicted at {from_end} from the least recently used end of {} (bound {bound})",
+                            "{e} evicted at {from_end} from the least recently used end \
+                             of {} (bound {bound})",
                             before.len()
                         );
                     }
@@ -103,7 +101,7 @@ proptest! {
                 }
                 Op::Hit(k) | Op::Get(k) => {
                     let key = key(k);
-                    if lru.peek(&key).is_none() {
+                    if lru.hit(&key).is_none() {
                         continue;
                     }
                     if let Op::Hit(_) = op {
