@@ -384,9 +384,7 @@ async fn serve(
             if head_only {
                 Ok(response::empty())
             } else {
-                // Its line is written by the stream (`StreamLine`), when the bytes are known.
-                outcome.logged_by_body =
-                    app.settings.access_log && matches!(rep.content, Content::Compress(..));
+                outcome.logged_by_body = StreamLine::wanted(app, &rep);
                 full_body(app, &rep, (outcome.cache, class), &arrival).await
             }
         }
@@ -410,8 +408,9 @@ async fn serve(
                 HeaderValue::from(multipart.content_length()),
             );
             // Boxed, as are the store reads below: a future holds room for its largest await,
-            // and hyper keeps a request's future in a per-connection slot, so these rare paths
-            // would otherwise widen every request's future (2,880 to 1,968 bytes with both).
+            // and hyper keeps a request's future in a per-connection slot, so these paths,
+            // which a cached response never takes, would otherwise widen every request's
+            // future (2,880 to 1,968 bytes with both).
             Box::pin(multipart_body(app.clone(), rep.content, multipart)).await
         }
         RangeDecision::Unsatisfiable => {
@@ -537,11 +536,10 @@ async fn full_body(
         Content::Compress(info, enc) => {
             let source = Box::pin(app.stores.read(info, 0..info.size)).await?;
             let compressed = encoding::compress_stream(*enc, source);
-            let line = app.settings.access_log.then(|| StreamLine {
+            let line = StreamLine::wanted(app, rep).then(|| StreamLine {
                 path: arrival.path.to_string(),
                 cache: labels.0,
                 started: arrival.started,
-                sent: 0,
             });
             Ok(response::stream(
                 CountedStream::new(compressed, app.clone(), labels, info.size, line).boxed(),
@@ -556,7 +554,10 @@ pin_project_lite::pin_project! {
     /// chunk adds to the body bytes of the response's labels (a GET 200; a chunk produced
     /// while the client goes away counts as sent), and a stream that ends cleanly adds the
     /// bytes compression saved (original size minus bytes sent). With the access log on, it
-    /// carries the response's line, written when the stream is dropped.
+    /// writes the response's line when it is dropped: after its last chunk, after a failed
+    /// read, or when hyper gives it up because the client went away. The line's bytes are
+    /// those the stream produced, its duration runs to that moment (not to the response head
+    /// as for other lines).
     struct CountedStream {
         #[pin]
         inner: BodyStream,
@@ -566,6 +567,22 @@ pin_project_lite::pin_project! {
         sent: u64,
         ended: bool,
         line: Option<StreamLine>,
+    }
+
+    impl PinnedDrop for CountedStream {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(line) = this.line.take() {
+                access_line(
+                    &http::Method::GET,
+                    &line.path,
+                    StatusCode::OK,
+                    *this.sent,
+                    line.started.elapsed(),
+                    line.cache,
+                );
+            }
+        }
     }
 }
 
@@ -589,27 +606,19 @@ impl CountedStream {
     }
 }
 
-/// The access-log line of a compression stream (a GET answered 200), written when the stream
-/// is dropped: after its last chunk, after a failed read, or when hyper gives it up because
-/// the client went away. `bytes` is what the stream produced; the duration runs to that
-/// moment, not to the response head as for other lines.
+/// What a compression stream (a GET answered 200) needs for its access-log line, which it
+/// writes itself ([`CountedStream`]): only when it ends are its bytes known.
 struct StreamLine {
     path: String,
     cache: CacheLabel,
     started: Instant,
-    sent: u64,
 }
 
-impl Drop for StreamLine {
-    fn drop(&mut self) {
-        access_line(
-            &http::Method::GET,
-            &self.path,
-            StatusCode::OK,
-            self.sent,
-            self.started.elapsed(),
-            self.cache,
-        );
+impl StreamLine {
+    /// Whether the body of `rep` writes the response's access-log line: a compression
+    /// stream, with the access log on.
+    fn wanted(app: &App, rep: &Representation<'_>) -> bool {
+        app.settings.access_log && matches!(rep.content, Content::Compress(..))
     }
 }
 
@@ -627,9 +636,6 @@ impl futures::Stream for CountedStream {
             Some(Ok(chunk)) => {
                 let n = chunk.len() as u64;
                 *this.sent += n;
-                if let Some(line) = this.line {
-                    line.sent = *this.sent;
-                }
                 this.app.metrics.add_body_bytes(
                     &http::Method::GET,
                     StatusCode::OK,

@@ -234,7 +234,8 @@ async fn signed_urls_open_private_objects_and_nothing_else() {
 
 /// The access log as an operator reads it: one JSON line per request, whose `bytes` are the
 /// body the client got. A compression stream's length is known only when it ends, so its
-/// line is written then (before, it said 0); every other line at the response head.
+/// line is written then (before, it said 0), also when the client leaves before the end;
+/// every other line at the response head.
 #[tokio::test]
 async fn the_access_log_has_one_line_per_request_with_the_bytes_sent() {
     use tokio::io::AsyncBufReadExt;
@@ -243,6 +244,22 @@ async fn the_access_log_has_one_line_per_request_with_the_bytes_sent() {
     let original = css_of(600_000);
     std::fs::write(dir.path().join("big.css"), &original).unwrap();
     std::fs::write(dir.path().join("small.txt"), b"hello, log\n").unwrap();
+    // Hex digits compress to about half: a stream far longer than the sockets' buffers, so a
+    // client that stops reading and leaves makes the server give the stream up midway.
+    let mut x = 1u64;
+    let noisy: String = (0..12_000_000)
+        .map(|i| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            if i % 64 == 63 {
+                '\n'
+            } else {
+                char::from(b"0123456789abcdef"[(x >> 60) as usize])
+            }
+        })
+        .collect();
+    std::fs::write(dir.path().join("huge.css"), &noisy).unwrap();
     let port = free_port();
     let mut child = tokio::process::Command::new(BIN)
         .arg(dir.path())
@@ -290,8 +307,33 @@ async fn the_access_log_has_one_line_per_request_with_the_bytes_sent() {
     expected.push(("/big.css", 0));
     let (small, _) = get("/small.txt", None, false).await;
     expected.push(("/small.txt", small));
+    let (huge, streamed) = get("/huge.css", Some("gzip"), false).await;
+    assert!(
+        streamed && huge > 4 * 1024 * 1024,
+        "a long compression stream: {huge}"
+    );
+    expected.push(("/huge.css", huge));
+    // The same stream again, from a client that reads the head and a little, then leaves.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        s.write_all(b"GET /huge.css HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while got.len() < 64 * 1024 {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the server closed early");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got.starts_with(b"HTTP/1.1 200"));
+    }
 
     let mut seen: Vec<(String, u64)> = Vec::new();
+    let total = expected.len() + 1; // and the abandoned stream's
     let mut next_access = async || -> Option<(String, u64)> {
         while let Some(line) = lines.next_line().await.unwrap() {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
@@ -305,10 +347,10 @@ async fn the_access_log_has_one_line_per_request_with_the_bytes_sent() {
         }
         None
     };
-    while seen.len() < expected.len() {
+    while seen.len() < total {
         let line = tokio::time::timeout(Duration::from_secs(10), next_access()).await;
         let Ok(Some(line)) = line else {
-            panic!("missing access-log lines: saw {seen:?}, want {expected:?}");
+            panic!("missing access-log lines: saw {seen:?}, want {expected:?} and one more");
         };
         seen.push(line);
     }
@@ -317,7 +359,17 @@ async fn the_access_log_has_one_line_per_request_with_the_bytes_sent() {
         !matches!(extra, Ok(Some(_))),
         "more than one line per request: {seen:?} then {extra:?}"
     );
-    // The stream's line is written when it ends, which may come after the next request's.
+    // The abandoned stream: a line of its own, with what it produced before it was given up.
+    let abandoned = seen
+        .iter()
+        .position(|(p, b)| p == "/huge.css" && *b < huge)
+        .unwrap_or_else(|| panic!("no line for the abandoned stream: {seen:?}"));
+    let (_, produced) = seen.remove(abandoned);
+    assert!(
+        produced >= 60 * 1024,
+        "it produced at least what the client read: {produced}"
+    );
+    // A stream's line is written when it ends, which may come after the next request's.
     let mut want: Vec<(String, u64)> = expected.iter().map(|(p, b)| (p.to_string(), *b)).collect();
     want.sort();
     seen.sort();
