@@ -1,34 +1,181 @@
-//! Test helpers shared by unit tests and the integration tests in `tests/`.
+//! Test helpers shared by unit tests and the integration tests in `tests/`: two wrappers
+//! around any `object_store` store (an [`InMemory`] one by default) that act on its reads and
+//! pass writes, lists, deletes, copies and renames straight through (tests seed and change
+//! objects through them; those are never delayed or failed). Both are a [`WrappedStore`], one
+//! `ObjectStore` implementation whose read side is given by a [`ReadHooks`]:
 //!
-//! [`CountingStore`] wraps any `object_store` store (an [`InMemory`] one by default) and
-//! counts GET and HEAD requests, can delay every read, and can fail on demand. It is how the
-//! cache tests prove "exactly one store GET for 100 concurrent misses" or "revalidation
-//! transfers no body", and how outages are simulated without a real network. Writes, lists and
-//! deletes pass straight through (tests seed and change objects through them) and are never
-//! delayed or failed.
+//! - [`CountingStore`] counts GET and HEAD requests, can delay every read, and can fail on
+//!   demand. It is how the cache tests prove "exactly one store GET for 100 concurrent misses"
+//!   or "revalidation transfers no body", and how outages are simulated without a real network.
+//! - [`FaultyStore`] is for the fault-injection tests (issue 7, points 4 and 5): failures on a
+//!   pattern ("every other read"), bodies that end early *cleanly* (the stream just stops: the
+//!   nastiest truncation, since nothing below the server notices), and switches that a soak
+//!   can flip while load runs. Every switch is an atomic, so tests change the fault mode from
+//!   any task while requests are in flight.
 //!
 //! `object_store` 0.14 routes `head` through `get_opts` with `GetOptions::head` set, so the one
 //! `get_opts` override sees both kinds of read and tells them apart by that flag.
 
 use std::fmt;
-use std::ops::Range;
+use std::ops::{Deref, Range};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
+    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
+    ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    RenameOptions, Result,
 };
 
-/// A store wrapper that counts reads, delays them and fails them on demand.
+/// What a [`WrappedStore`] does around the reads of the store it wraps.
+#[async_trait::async_trait]
+pub trait ReadHooks: fmt::Debug + Default + Send + Sync + 'static {
+    /// The wrapper's name, in `Display` and in injected errors.
+    const NAME: &'static str;
+
+    /// Runs before every read (`head`: a metadata read); an error fails the read.
+    async fn before_read(&self, head: bool) -> Result<()>;
+
+    /// Sees the result of every successful body read (not HEAD); unchanged by default.
+    fn after_get(&self, result: GetResult) -> GetResult {
+        result
+    }
+
+    /// The error an injected failure returns.
+    fn injected() -> object_store::Error {
+        object_store::Error::Generic {
+            store: Self::NAME,
+            source: "injected failure".into(),
+        }
+    }
+}
+
+/// A store that runs `H` around the reads of `inner` and passes everything else through. It
+/// dereferences to `H`, whose methods are the wrapper's switches and counters.
 #[derive(Debug)]
-pub struct CountingStore {
+pub struct WrappedStore<H> {
     inner: Arc<dyn ObjectStore>,
+    hooks: H,
+}
+
+impl<H: ReadHooks> WrappedStore<H> {
+    /// Wraps a fresh in-memory store.
+    pub fn new() -> Self {
+        Self::wrap(Arc::new(InMemory::new()))
+    }
+
+    /// Wraps any store.
+    pub fn wrap(inner: Arc<dyn ObjectStore>) -> Self {
+        WrappedStore {
+            inner,
+            hooks: H::default(),
+        }
+    }
+
+    /// Writes `bytes` under `key` (test seeding; never delayed, failed or counted).
+    pub async fn put_bytes(&self, key: &str, bytes: impl Into<Bytes>) -> Result<PutResult> {
+        self.inner
+            .put(&Path::from(key), PutPayload::from(bytes.into()))
+            .await
+    }
+
+    /// Deletes `key` (never delayed, failed or counted).
+    pub async fn delete_key(&self, key: &str) -> Result<()> {
+        self.inner.delete(&Path::from(key)).await
+    }
+}
+
+impl<H: ReadHooks> Default for WrappedStore<H> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<H> Deref for WrappedStore<H> {
+    type Target = H;
+
+    fn deref(&self) -> &H {
+        &self.hooks
+    }
+}
+
+impl<H: ReadHooks> fmt::Display for WrappedStore<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({})", H::NAME, self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl<H: ReadHooks> ObjectStore for WrappedStore<H> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        let head = options.head;
+        self.hooks.before_read(head).await?;
+        let result = self.inner.get_opts(location, options).await?;
+        Ok(if head {
+            result
+        } else {
+            self.hooks.after_get(result)
+        })
+    }
+
+    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        self.hooks.before_read(false).await?;
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+
+    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
+        self.inner.rename_opts(from, to, options).await
+    }
+}
+
+/// Counts reads, delays them and fails them on demand (see the module doc).
+pub type CountingStore = WrappedStore<ReadCounts>;
+
+/// The counters and switches of a [`CountingStore`].
+#[derive(Debug, Default)]
+pub struct ReadCounts {
     gets: AtomicU64,
     heads: AtomicU64,
     delay_ms: AtomicU64,
@@ -36,30 +183,7 @@ pub struct CountingStore {
     fail_next: AtomicU32,
 }
 
-impl Default for CountingStore {
-    fn default() -> Self {
-        CountingStore::new()
-    }
-}
-
-impl CountingStore {
-    /// Wraps a fresh in-memory store.
-    pub fn new() -> CountingStore {
-        CountingStore::wrap(Arc::new(InMemory::new()))
-    }
-
-    /// Wraps any store.
-    pub fn wrap(inner: Arc<dyn ObjectStore>) -> CountingStore {
-        CountingStore {
-            inner,
-            gets: AtomicU64::new(0),
-            heads: AtomicU64::new(0),
-            delay_ms: AtomicU64::new(0),
-            failing: AtomicBool::new(false),
-            fail_next: AtomicU32::new(0),
-        }
-    }
-
+impl ReadCounts {
     /// Body reads (`get_opts` without `head`) so far, failed ones included.
     pub fn gets(&self) -> u64 {
         self.gets.load(Ordering::SeqCst)
@@ -92,18 +216,6 @@ impl CountingStore {
         self.fail_next.store(n, Ordering::SeqCst);
     }
 
-    /// Writes `bytes` under `key` (test seeding; not counted).
-    pub async fn put_bytes(&self, key: &str, bytes: impl Into<Bytes>) -> Result<PutResult> {
-        self.inner
-            .put(&Path::from(key), PutPayload::from(bytes.into()))
-            .await
-    }
-
-    /// Deletes `key` (not counted).
-    pub async fn delete_key(&self, key: &str) -> Result<()> {
-        self.inner.delete(&Path::from(key)).await
-    }
-
     fn should_fail(&self) -> bool {
         if self.failing.load(Ordering::SeqCst) {
             return true;
@@ -112,6 +224,11 @@ impl CountingStore {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
     }
+}
+
+#[async_trait::async_trait]
+impl ReadHooks for ReadCounts {
+    const NAME: &'static str = "CountingStore";
 
     async fn before_read(&self, head: bool) -> Result<()> {
         let counter = if head { &self.heads } else { &self.gets };
@@ -121,72 +238,165 @@ impl CountingStore {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
         if self.should_fail() {
-            return Err(object_store::Error::Generic {
-                store: "CountingStore",
-                source: "injected failure".into(),
-            });
+            return Err(Self::injected());
         }
         Ok(())
     }
 }
 
-impl fmt::Display for CountingStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CountingStore({})", self.inner)
+/// Fails reads on patterns and truncates bodies cleanly, switched while load runs (see the
+/// module doc). A fresh one injects no fault.
+pub type FaultyStore = WrappedStore<Faults>;
+
+/// The switches and counters of a [`FaultyStore`].
+#[derive(Debug)]
+pub struct Faults {
+    reads: AtomicU64,
+    gets: AtomicU64,
+    failures: AtomicU64,
+    /// Every Nth read fails (0: off). 2 means every other read.
+    fail_every: AtomicU64,
+    /// Every Nth body read (GET, not HEAD) fails (0: off).
+    fail_every_get: AtomicU64,
+    /// Every read fails.
+    outage: AtomicBool,
+    /// Delay before each read is answered, in milliseconds.
+    delay_ms: AtomicU64,
+    /// Body streams stop cleanly after this many bytes (u64::MAX: off).
+    truncate_at: AtomicU64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            reads: AtomicU64::new(0),
+            gets: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            fail_every: AtomicU64::new(0),
+            fail_every_get: AtomicU64::new(0),
+            outage: AtomicBool::new(false),
+            delay_ms: AtomicU64::new(0),
+            truncate_at: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl Faults {
+    /// Reads (GET and HEAD) so far.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::SeqCst)
+    }
+
+    /// Reads failed on purpose so far.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::SeqCst)
+    }
+
+    /// Every `n`th read fails (0 turns it off).
+    pub fn fail_every(&self, n: u64) {
+        self.fail_every.store(n, Ordering::SeqCst);
+    }
+
+    /// Every `n`th body read fails (0 turns it off); metadata reads pass. With one body read
+    /// per uncached request, 2 fails every other request.
+    pub fn fail_every_get(&self, n: u64) {
+        self.fail_every_get.store(n, Ordering::SeqCst);
+    }
+
+    /// Body reads (GET, not HEAD) so far.
+    pub fn gets(&self) -> u64 {
+        self.gets.load(Ordering::SeqCst)
+    }
+
+    /// While on, every read fails.
+    pub fn set_outage(&self, on: bool) {
+        self.outage.store(on, Ordering::SeqCst);
+    }
+
+    /// Every read waits `delay` first (zero turns it off).
+    pub fn set_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// Body streams end cleanly after `bytes` bytes (`None` turns it off). Metadata still
+    /// announces the full size.
+    pub fn truncate_at(&self, bytes: Option<u64>) {
+        self.truncate_at
+            .store(bytes.unwrap_or(u64::MAX), Ordering::SeqCst);
+    }
+
+    /// Turns every fault off.
+    pub fn heal(&self) {
+        self.fail_every(0);
+        self.fail_every_get(0);
+        self.set_outage(false);
+        self.set_delay(Duration::ZERO);
+        self.truncate_at(None);
     }
 }
 
 #[async_trait::async_trait]
-impl ObjectStore for CountingStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
+impl ReadHooks for Faults {
+    const NAME: &'static str = "FaultyStore";
+
+    async fn before_read(&self, head: bool) -> Result<()> {
+        let n = self.reads.fetch_add(1, Ordering::SeqCst) + 1;
+        let get_failure = !head && {
+            let g = self.gets.fetch_add(1, Ordering::SeqCst) + 1;
+            let every = self.fail_every_get.load(Ordering::SeqCst);
+            every > 0 && g.is_multiple_of(every)
+        };
+        let delay = self.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        let every = self.fail_every.load(Ordering::SeqCst);
+        if self.outage.load(Ordering::SeqCst)
+            || (every > 0 && n.is_multiple_of(every))
+            || get_failure
+        {
+            self.failures.fetch_add(1, Ordering::SeqCst);
+            return Err(Self::injected());
+        }
+        Ok(())
     }
 
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
+    fn after_get(&self, mut result: GetResult) -> GetResult {
+        let limit = self.truncate_at.load(Ordering::SeqCst);
+        if limit == u64::MAX {
+            return result;
+        }
+        result.payload = match result.payload {
+            GetResultPayload::Stream(s) => GetResultPayload::Stream(truncated(s, limit)),
+            other => other,
+        };
+        result
     }
+}
 
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.before_read(options.head).await?;
-        self.inner.get_opts(location, options).await
-    }
-
-    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        self.before_read(false).await?;
-        self.inner.get_ranges(location, ranges).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-
-    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
-        self.inner.rename_opts(from, to, options).await
-    }
+/// Ends `stream` cleanly once `limit` bytes have passed.
+fn truncated(
+    stream: BoxStream<'static, Result<Bytes>>,
+    limit: u64,
+) -> BoxStream<'static, Result<Bytes>> {
+    futures::stream::unfold((stream, 0u64), move |(mut stream, sent)| async move {
+        if sent >= limit {
+            return None;
+        }
+        match stream.next().await? {
+            Ok(mut chunk) => {
+                let room = (limit - sent) as usize;
+                if chunk.len() > room {
+                    chunk.truncate(room);
+                }
+                let sent = sent + chunk.len() as u64;
+                Some((Ok(chunk), (stream, sent)))
+            }
+            Err(e) => Some((Err(e), (stream, u64::MAX))),
+        }
+    })
+    .boxed()
 }
 
 #[cfg(test)]
@@ -223,5 +433,23 @@ mod tests {
         store.set_failing(false);
         assert!(store.head(&Path::from("a")).await.is_ok());
         assert_eq!((store.gets(), store.heads()), (1, 4));
+    }
+
+    #[tokio::test]
+    async fn faults_fail_on_a_pattern_and_truncate_bodies_cleanly() {
+        let store = FaultyStore::new();
+        store.put_bytes("a", vec![b'x'; 1000]).await.unwrap();
+        let a = Path::from("a");
+        store.fail_every(2);
+        assert!(store.head(&a).await.is_ok());
+        assert!(store.head(&a).await.is_err());
+        store.heal();
+        store.truncate_at(Some(300));
+        let meta = store.head(&a).await.unwrap();
+        assert_eq!(meta.size, 1000, "metadata still announces the whole object");
+        let body = store.get(&a).await.unwrap().bytes().await.unwrap();
+        assert_eq!(body.len(), 300, "the body ends cleanly, early");
+        assert_eq!((store.reads(), store.gets(), store.failures()), (4, 1, 1));
+        assert_eq!(store.to_string(), "FaultyStore(InMemory)");
     }
 }

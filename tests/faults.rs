@@ -8,12 +8,11 @@
 //! one. The hot cache keeps no partial object, the circuit breaker opens on consecutive
 //! failures only, and the server recovers by itself once the store is back.
 //!
-//! Simulated faults use `common/faulty.rs` (a wrapping `ObjectStore`); the outage uses a
-//! private moto from `common/moto.rs`, so the shared one of `scripts/test.sh` stays up.
+//! Simulated faults use `cdn_origin::testing::FaultyStore` (a wrapping `ObjectStore`); the
+//! outage uses a private moto from `common/moto.rs`, so the shared one of `scripts/test.sh`
+//! stays up.
 
 mod common;
-#[path = "common/faulty.rs"]
-mod faulty;
 #[path = "common/moto.rs"]
 mod moto;
 
@@ -23,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use cdn_origin::config::{ServeArgs, StoreSpec};
 use cdn_origin::store::Source;
+use cdn_origin::testing::FaultyStore;
 use common::*;
-use faulty::FaultyStore;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -45,10 +44,19 @@ fn fault_args(dir: &std::path::Path) -> ServeArgs {
 }
 
 async fn faulty_server(a: ServeArgs) -> (TestServer, Arc<FaultyStore>) {
-    let store = FaultyStore::new();
-    store.put_bytes("small.bin", bytes_of(SMALL, 1)).await;
-    store.put_bytes("large.bin", bytes_of(LARGE, 2)).await;
-    store.put_bytes("other.bin", bytes_of(SMALL, 3)).await;
+    let store = Arc::new(FaultyStore::new());
+    store
+        .put_bytes("small.bin", bytes_of(SMALL, 1))
+        .await
+        .unwrap();
+    store
+        .put_bytes("large.bin", bytes_of(LARGE, 2))
+        .await
+        .unwrap();
+    store
+        .put_bytes("other.bin", bytes_of(SMALL, 3))
+        .await
+        .unwrap();
     let srv = start(a, Some(vec![Source::custom("faulty", store.clone())])).await;
     (srv, store)
 }

@@ -19,16 +19,14 @@
 //! This is the only test in this binary, so the process-wide figures belong to it alone.
 
 mod common;
-#[path = "common/faulty.rs"]
-mod faulty;
 
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use cdn_origin::testing::FaultyStore;
 use common::*;
-use faulty::FaultyStore;
 use parking_lot::Mutex;
 
 const COLD_KEYS: usize = 400;
@@ -317,15 +315,28 @@ async fn mixed_load_with_store_faults_stays_correct_and_flat() {
     let run = Duration::from_secs(secs.max(10));
     let corpus = Arc::new(Corpus::new());
 
-    let store = FaultyStore::new();
-    store.put_bytes("hot/hello.txt", corpus.hello.clone()).await;
-    store.put_bytes("hot/style.css", corpus.css.clone()).await;
-    store.put_bytes("hot/data.bin", corpus.data.clone()).await;
-    store.put_bytes("big/clip.bin", corpus.big.clone()).await;
+    let store = Arc::new(FaultyStore::new());
+    store
+        .put_bytes("hot/hello.txt", corpus.hello.clone())
+        .await
+        .unwrap();
+    store
+        .put_bytes("hot/style.css", corpus.css.clone())
+        .await
+        .unwrap();
+    store
+        .put_bytes("hot/data.bin", corpus.data.clone())
+        .await
+        .unwrap();
+    store
+        .put_bytes("big/clip.bin", corpus.big.clone())
+        .await
+        .unwrap();
     for (i, body) in corpus.cold.iter().enumerate() {
         store
             .put_bytes(&format!("cold/{i}.bin"), body.clone())
-            .await;
+            .await
+            .unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
     let mut a = args(dir.path());
