@@ -9,19 +9,19 @@
 //!
 //! An entry without an object is a *negative* entry: the key was not found (issue 4, point 7).
 //!
-//! **Recency is exact to within a quarter of the entries.** Moving an entry to the front of
-//! the list on every hit needs the exclusive lock, which would make hits on different event
-//! loops wait for each other. So every move to the front (insert, promote, a write to an
-//! entry) advances a counter and stamps the entry with it, and a hit on an entry stamped fewer
-//! than `q` moves ago, `q` being a quarter of the entries at that moment (at least 1), leaves
-//! it where it is ([`ByteLru::hit`]): at most that many entries can have been moved ahead of it
-//! since, so it is still near the front (with `q` = 1, at the front, where a move would change
-//! nothing). Every other hit moves its entry, waiting for the exclusive lock if it must. So an
-//! evicted entry is always among the `q` least recently used, `q` taken at its last skipped
-//! hit (the very last one if no hit on it was skipped): a cache that has never held eight
-//! entries is exact LRU, and a larger one evicts only from about its least recently used
-//! quarter. (memcached skips the move for an item bumped in the last 60 seconds; a bound in
-//! entries rather than seconds keeps the guarantee independent of the request rate.)
+//! **Recency: eviction takes only from the least recently used quarter.** Moving an entry to the
+//! front of the list on every hit needs the exclusive lock, which would make hits on different
+//! event loops wait for each other. So every move to the front (insert, promote, a write to an
+//! entry) advances a counter and stamps the entry with it, and a hit on an entry stamped fewer than
+//! `q` moves ago, `q` being a quarter of the entries at that moment (at least 1), leaves it where
+//! it is ([`ByteLru::hit`]): at most that many entries can have been moved ahead of it since, so it
+//! is still near the front (with `q` = 1, at the front, where a move would change nothing). Every
+//! other hit moves its entry, waiting for the exclusive lock if it must. So an evicted entry is
+//! always among the `q` least recently used, `q` taken at its last skipped hit (the very last one
+//! if no hit on it was skipped): a cache that has never held eight entries is exact LRU, and a
+//! larger one evicts only from about its least recently used quarter. (memcached skips the move for
+//! an item bumped in the last 60 seconds; a bound in entries rather than seconds keeps the
+//! guarantee independent of the request rate.)
 
 use std::sync::Arc;
 use std::time::Instant;
