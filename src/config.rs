@@ -5,7 +5,7 @@
 //! parsed into domain types ([`ByteSize`], [`Seconds`], [`SocketAddr`], [`StoreSpec`]) whose
 //! parsers are shared by the three sources, so a bad value gets the same message everywhere: a
 //! flag error names the flag, a file error names the file, line, column and field (toml's spans,
-//! see [`load_file`]). [`Settings::validate`] is the single place that checks the settings
+//! see `load_file`). `Settings::validate` is the single place that checks the settings
 //! against each other and lists every problem at once; `cdn-origin check-config` runs it without
 //! starting the server.
 
@@ -84,7 +84,7 @@ where
 /// Where objects come from: a local folder, memory, or a cloud bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreSpec {
-    /// A local folder (absolute after [`Settings::validate`]).
+    /// A local folder (absolute after `Settings::validate`).
     Local(PathBuf),
     /// An in-memory store (demos and tests).
     Memory,
@@ -225,7 +225,7 @@ pub enum Command {
         /// The signing secret (at least 32 bytes).
         #[arg(long, env = "CDN_ORIGIN_SIGNING_SECRET", hide_env_values = true)]
         secret: String,
-        /// Base URL to prefix (e.g. https://cdn.example.com).
+        /// Base URL to prefix (e.g. `https://cdn.example.com`).
         #[arg(long, default_value = "")]
         base: String,
     },

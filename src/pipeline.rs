@@ -81,7 +81,7 @@ pub struct Outcome {
     /// Bytes compression saved.
     pub saved_compression: u64,
     /// The body is a compression stream, which writes the access-log line itself when it
-    /// ends ([`StreamLine`]): only then are its bytes known.
+    /// ends (`StreamLine`): only then are its bytes known.
     pub logged_by_body: bool,
 }
 

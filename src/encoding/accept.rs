@@ -45,7 +45,7 @@ impl AcceptEncoding {
     /// are skipped. Without the field, only identity is acceptable (see the module doc).
     ///
     /// A request with one field line, the usual case, is answered from the thread's
-    /// [`Recent`] values when it repeats one of them: a CDN normalises the field to a few
+    /// `Recent` values when it repeats one of them: a CDN normalises the field to a few
     /// values and browsers send a handful, so nearly every request repeats one, and a
     /// comparison of a few dozen bytes replaces the parse.
     pub fn from_headers(headers: &HeaderMap) -> AcceptEncoding {

@@ -75,7 +75,7 @@ pub fn is_compressible(content_type: &str) -> bool {
     false
 }
 
-/// Compresses a body stream with `enc` at a fast level, in chunks of [`STREAM_CHUNK`] bytes.
+/// Compresses a body stream with `enc` at a fast level, in chunks of `STREAM_CHUNK` bytes.
 /// Identity returns the input unchanged. An error from the input ends the output with that
 /// error, so a truncated upstream never looks like a complete compressed body.
 pub fn compress_stream(

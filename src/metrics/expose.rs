@@ -9,7 +9,7 @@
 //! `# UNIT` and `# EOF` lines are dropped, `unknown` becomes `untyped`. Sample lines are
 //! unchanged (we use no exemplars, which 0.0.4 could not carry).
 
-/// Content type of the body produced by [`to_prometheus_text`].
+/// Content type of the body produced by `to_prometheus_text`.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Rewrites an OpenMetrics exposition into the Prometheus 0.0.4 text format.

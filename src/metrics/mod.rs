@@ -5,7 +5,7 @@
 //! [`Metrics::record_request`] once per response with a [`RequestRecord`]; the store, the cache,
 //! the server and the database pool report through the other methods. Everything is `&self`
 //! and lock-free on the request path (series handles resolved once, latency in an
-//! [`histogram::AtomicHistogram`]), and never holds a lock across an `.await`.
+//! `histogram::AtomicHistogram`), and never holds a lock across an `.await`.
 //!
 //! **Bounded labels.** Every label value comes from a closed enum in [`labels`], except the
 //! store name, which comes from the configuration and is capped at [`MAX_STORE_NAMES`]

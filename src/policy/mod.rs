@@ -14,7 +14,7 @@
 //!   lifetimes are refused with file, line, column and field; `Cache-Control`,
 //!   `CDN-Cache-Control`, `Surrogate-Key` and extra headers become `HeaderValue`s once, so a
 //!   request only clones them ([`Policy::apply`]).
-//! - **Selection does not allocate**: conditions are precompiled ([`matcher`]) and the request
+//! - **Selection does not allocate**: conditions are precompiled (`matcher`) and the request
 //!   side is borrowed slices.
 //! - **Reload keeps the old set on failure** ([`PolicyHandle`], SIGHUP): a bad edit in
 //!   production is logged and refused, never half-applied.
