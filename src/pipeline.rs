@@ -576,10 +576,10 @@ pin_project_lite::pin_project! {
                 access_line(
                     &http::Method::GET,
                     &line.path,
-                    StatusCode::OK,
+                    StatusCode::OK.as_u16(),
                     *this.sent,
                     line.started.elapsed(),
-                    line.cache,
+                    &line.cache,
                 );
             }
         }
@@ -763,24 +763,32 @@ pub fn record(app: &App, method: &http::Method, path: &str, outcome: &Outcome, s
         ended,
     );
     if app.settings.access_log && !outcome.logged_by_body {
-        access_line(method, path, status, bytes, latency, outcome.cache);
+        access_line(
+            method,
+            path,
+            status.as_u16(),
+            bytes,
+            latency,
+            &outcome.cache,
+        );
     }
 }
 
-/// Writes one access-log line (target `access`).
-fn access_line(
+/// Writes one access-log line (target `access`); `cache` is the response's [`CacheLabel`]
+/// (`Hit`, `Miss`, ...), or `-` for a request that got no answer.
+pub fn access_line(
     method: &http::Method,
     path: &str,
-    status: StatusCode,
+    status: u16,
     bytes: u64,
     duration: std::time::Duration,
-    cache: CacheLabel,
+    cache: &dyn std::fmt::Debug,
 ) {
     tracing::info!(
         target: "access",
         method = %method,
         path,
-        status = status.as_u16(),
+        status,
         bytes,
         duration_ms = duration.as_secs_f64() * 1000.0,
         cache = ?cache,

@@ -47,10 +47,51 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
     if path == "/_admin/purge" && app.settings.purge_token.is_some() {
         return purge(app, req).await;
     }
+    let unanswered = app.settings.access_log.then(|| Unanswered {
+        method: req.method(),
+        path: req.uri().path(),
+        started,
+    });
     let outcome = pipeline::handle(app, &req, started).await;
+    if let Some(unanswered) = unanswered {
+        unanswered.answered();
+    }
     pipeline::record(app, req.method(), req.uri().path(), &outcome, started);
     outcome.response
 }
+
+/// The access-log line of a request whose future is dropped before it has an answer: an
+/// HTTP/2 stream its client reset, or a request still waiting on the store when the drain
+/// timeout ends a shutdown. Written with status 499 (as nginx logs a request its client
+/// closed), no bytes and no cache status. Such requests are not counted in the metrics.
+struct Unanswered<'a> {
+    method: &'a Method,
+    path: &'a str,
+    started: Instant,
+}
+
+impl Unanswered<'_> {
+    /// The request got its answer: [`pipeline::record`] writes its line instead.
+    fn answered(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        pipeline::access_line(
+            self.method,
+            self.path,
+            CLIENT_CLOSED_REQUEST,
+            0,
+            self.started.elapsed(),
+            &format_args!("-"),
+        );
+    }
+}
+
+/// nginx's status for a request its client closed before the answer (never sent).
+const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 fn with_json((status, body): (StatusCode, Bytes)) -> (StatusCode, Bytes, &'static str) {
     (status, body, "application/json")

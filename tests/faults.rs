@@ -483,3 +483,90 @@ async fn s3_server_killed_mid_download_aborts_cleanly_and_recovers() {
     srv.stop().await;
     moto.kill();
 }
+
+/// What the process logs, as JSON lines (the test below installs it as the global subscriber;
+/// nextest runs each test in a process of its own).
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLog {
+    fn access_lines(&self) -> Vec<serde_json::Value> {
+        let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["target"] == "access")
+            .collect()
+    }
+}
+
+/// A request whose client gives up while the store is slow still gets its access-log line:
+/// over HTTP/2 the stream reset drops the request, which is logged with status 499 (nginx's
+/// "client closed request"); nothing is lost from the log.
+#[tokio::test]
+async fn a_request_its_client_gives_up_is_logged_with_status_499() {
+    let log = CapturedLog::default();
+    let writer = log.clone();
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .try_init()
+        .expect("no other subscriber in this test's process");
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = fault_args(dir.path());
+    a.access_log = Some(true);
+    let (srv, store) = faulty_server(a).await;
+    store.set_delay(Duration::from_secs(2));
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let err = h2.get(srv.url("/small.bin")).send().await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let line = loop {
+        if let Some(line) = log.access_lines().into_iter().find(|v| v["status"] == 499) {
+            break line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no 499 line: {:?}",
+            log.access_lines()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(line["path"], "/small.bin");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["bytes"], 0);
+    assert_eq!(line["cache"], "-");
+    // A request that is answered has one line of its own, none for being unanswered.
+    store.heal();
+    let res = client().get(srv.url("/other.bin")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    res.bytes().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let lines: Vec<_> = log
+        .access_lines()
+        .into_iter()
+        .filter(|v| v["path"] == "/other.bin")
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(
+        (&lines[0]["status"], &lines[0]["cache"]),
+        (&200.into(), &"Miss".into())
+    );
+    srv.stop().await;
+}
