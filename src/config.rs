@@ -225,7 +225,8 @@ pub enum Command {
         /// The signing secret (at least 32 bytes).
         #[arg(long, env = "CDN_ORIGIN_SIGNING_SECRET", hide_env_values = true)]
         secret: String,
-        /// Base URL to prefix (e.g. `https://cdn.example.com`).
+        /// Base URL to prefix (e.g. https://cdn.example.com).
+        #[allow(rustdoc::bare_urls)] // a `--help` text, where markup would show as written
         #[arg(long, default_value = "")]
         base: String,
     },

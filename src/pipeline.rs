@@ -776,7 +776,7 @@ pub fn record(app: &App, method: &http::Method, path: &str, outcome: &Outcome, s
 
 /// Writes one access-log line (target `access`); `cache` is the response's [`CacheLabel`]
 /// (`Hit`, `Miss`, ...), or `-` for a request that got no answer.
-pub fn access_line(
+pub(crate) fn access_line(
     method: &http::Method,
     path: &str,
     status: u16,

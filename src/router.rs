@@ -62,8 +62,10 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
 
 /// The access-log line of a request whose future is dropped before it has an answer: an
 /// HTTP/2 stream its client reset, or a request still waiting on the store when the drain
-/// timeout ends a shutdown. Written with status 499 (as nginx logs a request its client
-/// closed), no bytes and no cache status. Such requests are not counted in the metrics.
+/// timeout ends a shutdown (an HTTP/1 request runs to its end: hyper does not read the socket
+/// while it is answered, `half_close`). Written with status 499, nginx's code for a request
+/// that ended before its answer, no bytes and cache `-`; with 500 if the request's handling
+/// panicked, which is the server's fault. Such requests are not counted in the metrics.
 struct Unanswered<'a> {
     method: &'a Method,
     path: &'a str,
@@ -79,10 +81,15 @@ impl Unanswered<'_> {
 
 impl Drop for Unanswered<'_> {
     fn drop(&mut self) {
+        let status = if std::thread::panicking() {
+            StatusCode::INTERNAL_SERVER_ERROR.as_u16()
+        } else {
+            CLIENT_CLOSED_REQUEST
+        };
         pipeline::access_line(
             self.method,
             self.path,
-            CLIENT_CLOSED_REQUEST,
+            status,
             0,
             self.started.elapsed(),
             &format_args!("-"),
@@ -90,7 +97,7 @@ impl Drop for Unanswered<'_> {
     }
 }
 
-/// nginx's status for a request its client closed before the answer (never sent).
+/// nginx's status for a request that ended before its answer (never sent to a client).
 const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 fn with_json((status, body): (StatusCode, Bytes)) -> (StatusCode, Bytes, &'static str) {
@@ -175,4 +182,77 @@ async fn purge(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
     tracing::info!(target = %target, prefix, purged, "purge");
     let body = serde_json::json!({ "purged": purged }).to_string();
     internal_response(StatusCode::OK, Bytes::from(body), "application/json", false)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// The access-log lines written on this thread while `f` runs, as JSON.
+    fn access_lines(f: impl FnOnce()) -> Vec<serde_json::Value> {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_writer(move || SharedBuf(writer.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["target"] == "access")
+            .collect()
+    }
+
+    struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for SharedBuf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn unanswered(method: &Method) -> Unanswered<'_> {
+        Unanswered {
+            method,
+            path: "/a.css",
+            started: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn an_unanswered_request_is_logged_once_499_or_500_after_a_panic() {
+        let dropped = access_lines(|| drop(unanswered(&Method::GET)));
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(
+            (
+                &dropped[0]["status"],
+                &dropped[0]["cache"],
+                &dropped[0]["bytes"]
+            ),
+            (&499.into(), &"-".into(), &0.into())
+        );
+        let answered = access_lines(|| unanswered(&Method::GET).answered());
+        assert!(answered.is_empty(), "{answered:?}");
+        let panicked = access_lines(|| {
+            let caught = std::panic::catch_unwind(|| {
+                let _guard = unanswered(&Method::HEAD);
+                panic!("a bug while answering");
+            });
+            assert!(caught.is_err());
+        });
+        assert_eq!(panicked.len(), 1);
+        assert_eq!(
+            (&panicked[0]["status"], &panicked[0]["method"]),
+            (&500.into(), &"HEAD".into())
+        );
+    }
 }

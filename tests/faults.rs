@@ -485,7 +485,8 @@ async fn s3_server_killed_mid_download_aborts_cleanly_and_recovers() {
 }
 
 /// What the process logs, as JSON lines (the test below installs it as the global subscriber;
-/// nextest runs each test in a process of its own).
+/// nextest runs each test in a process of its own; under `cargo test` it is the only test of
+/// this file that installs one or turns the access log on, and it must stay so).
 #[derive(Clone, Default)]
 struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
 
@@ -550,6 +551,16 @@ async fn a_request_its_client_gives_up_is_logged_with_status_499() {
     };
     assert_eq!(line["path"], "/small.bin");
     assert_eq!(line["method"], "GET");
+    let small: Vec<_> = log
+        .access_lines()
+        .into_iter()
+        .filter(|v| v["path"] == "/small.bin")
+        .collect();
+    assert_eq!(
+        small.len(),
+        1,
+        "one line for the abandoned request: {small:?}"
+    );
     assert_eq!(line["bytes"], 0);
     assert_eq!(line["cache"], "-");
     // A request that is answered has one line of its own, none for being unanswered.
