@@ -186,38 +186,20 @@ async fn purge(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use super::*;
+    use crate::testing::CapturedLog;
 
     /// The access-log lines written on this thread while `f` runs, as JSON.
     fn access_lines(f: impl FnOnce()) -> Vec<serde_json::Value> {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let writer = buf.clone();
+        let log = CapturedLog::default();
+        let writer = log.clone();
         let subscriber = tracing_subscriber::fmt()
             .json()
             .flatten_event(true)
-            .with_writer(move || SharedBuf(writer.clone()))
+            .with_writer(move || writer.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, f);
-        let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
-        text.lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .filter(|v| v["target"] == "access")
-            .collect()
-    }
-
-    struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for SharedBuf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+        log.access_lines()
     }
 
     fn unanswered(method: &Method) -> Unanswered<'_> {

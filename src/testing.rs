@@ -15,11 +15,13 @@
 //!
 //! `object_store` 0.14 routes `head` through `get_opts` with `GetOptions::head` set, so the one
 //! `get_opts` override sees both kinds of read and tells them apart by that flag.
+//!
+//! [`CapturedLog`] collects what the server logs, for tests of the access log.
 
 use std::fmt;
 use std::ops::{Deref, Range};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -397,6 +399,37 @@ fn truncated(
         }
     })
     .boxed()
+}
+
+/// A `tracing` writer into a shared buffer, for tests that read what the server logs: give
+/// `move || log.clone()` to a JSON `tracing_subscriber::fmt()` and read the lines back.
+#[derive(Clone, Debug, Default)]
+pub struct CapturedLog(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLog {
+    /// The access-log lines (target `access`) written so far, parsed from JSON.
+    pub fn access_lines(&self) -> Vec<serde_json::Value> {
+        let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["target"] == "access")
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use cdn_origin::config::{ServeArgs, StoreSpec};
 use cdn_origin::store::Source;
-use cdn_origin::testing::FaultyStore;
+use cdn_origin::testing::{CapturedLog, FaultyStore};
 use common::*;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -484,38 +484,13 @@ async fn s3_server_killed_mid_download_aborts_cleanly_and_recovers() {
     moto.kill();
 }
 
-/// What the process logs, as JSON lines (the test below installs it as the global subscriber;
-/// nextest runs each test in a process of its own; under `cargo test` it is the only test of
-/// this file that installs one or turns the access log on, and it must stay so).
-#[derive(Clone, Default)]
-struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for CapturedLog {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl CapturedLog {
-    fn access_lines(&self) -> Vec<serde_json::Value> {
-        let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["target"] == "access")
-            .collect()
-    }
-}
-
 /// A request whose client gives up while the store is slow still gets its access-log line:
 /// over HTTP/2 the stream reset drops the request, which is logged with status 499 (nginx's
 /// "client closed request"); nothing is lost from the log.
 #[tokio::test]
 async fn a_request_its_client_gives_up_is_logged_with_status_499() {
+    // The global subscriber: nextest runs each test in a process of its own; under `cargo
+    // test` this must stay the only test of this file that installs one or logs access.
     let log = CapturedLog::default();
     let writer = log.clone();
     tracing_subscriber::fmt()

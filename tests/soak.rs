@@ -316,22 +316,14 @@ async fn mixed_load_with_store_faults_stays_correct_and_flat() {
     let corpus = Arc::new(Corpus::new());
 
     let store = Arc::new(FaultyStore::new());
-    store
-        .put_bytes("hot/hello.txt", corpus.hello.clone())
-        .await
-        .unwrap();
-    store
-        .put_bytes("hot/style.css", corpus.css.clone())
-        .await
-        .unwrap();
-    store
-        .put_bytes("hot/data.bin", corpus.data.clone())
-        .await
-        .unwrap();
-    store
-        .put_bytes("big/clip.bin", corpus.big.clone())
-        .await
-        .unwrap();
+    for (key, body) in [
+        ("hot/hello.txt", &corpus.hello),
+        ("hot/style.css", &corpus.css),
+        ("hot/data.bin", &corpus.data),
+        ("big/clip.bin", &corpus.big),
+    ] {
+        store.put_bytes(key, body.clone()).await.unwrap();
+    }
     for (i, body) in corpus.cold.iter().enumerate() {
         store
             .put_bytes(&format!("cold/{i}.bin"), body.clone())
