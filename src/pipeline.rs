@@ -80,9 +80,6 @@ pub struct Outcome {
     pub saved_not_modified: u64,
     /// Bytes compression saved.
     pub saved_compression: u64,
-    /// The body is a compression stream, which writes the access-log line itself when it
-    /// ends (`StreamLine`): only then are its bytes known.
-    pub logged_by_body: bool,
 }
 
 impl Outcome {
@@ -93,17 +90,16 @@ impl Outcome {
             class: ContentClass::Other,
             saved_not_modified: 0,
             saved_compression: 0,
-            logged_by_body: false,
         }
     }
 }
 
-/// Serves one object request (every path that is not an internal endpoint) that arrived at
-/// `started` (the cache's freshness is judged at that instant: no second clock reading).
+/// Serves one object request (every path that is not an internal endpoint) as it `arrived`
+/// (the cache's freshness is judged at its instant: no second clock reading).
 pub async fn handle(
     app: &Arc<App>,
     req: &Request<hyper::body::Incoming>,
-    started: Instant,
+    arrived: &Arrival<'_>,
 ) -> Outcome {
     let method = match *req.method() {
         http::Method::GET => ObjectMethod::Get,
@@ -145,7 +141,11 @@ pub async fn handle(
         }
     };
 
-    let lookup = match app.cache.lookup_at(oreq.target.key(), started).await {
+    let lookup = match app
+        .cache
+        .lookup_at(oreq.target.key(), arrived.started)
+        .await
+    {
         Ok(l) => l,
         Err(e) => return Outcome::plain(store_failure(&e, error_policy)),
     };
@@ -153,11 +153,7 @@ pub async fn handle(
         let res = missing(app, &oreq, &lookup, req.uri(), error_policy).await;
         return Outcome::plain(res);
     };
-    let arrival = Arrival {
-        path: req.uri().path(),
-        started,
-    };
-    serve(app, &policies, &oreq, &lookup, &object, private, arrival).await
+    serve(app, &policies, &oreq, &lookup, &object, private, arrived).await
 }
 
 /// 404, or a 308 to `/dir/` when `dir/index.html` exists (issue 2, point 3), either with
@@ -236,7 +232,7 @@ async fn serve(
     lookup: &Lookup,
     object: &Arc<Object>,
     private: bool,
-    arrival: Arrival<'_>,
+    arrival: &Arrival<'_>,
 ) -> Outcome {
     let (policy, chosen_policy) = object.choose(policies, oreq.target.path());
     let class = object.class;
@@ -252,7 +248,6 @@ async fn serve(
         class,
         saved_not_modified: 0,
         saved_compression: 0,
-        logged_by_body: false,
     };
 
     // 3. select
@@ -384,8 +379,7 @@ async fn serve(
             if head_only {
                 Ok(response::empty())
             } else {
-                outcome.logged_by_body = StreamLine::wanted(app, &rep);
-                full_body(app, &rep, (outcome.cache, class), &arrival).await
+                full_body(app, &rep, (outcome.cache, class), arrival).await
             }
         }
         RangeDecision::Partial(ranges) if ranges.len() == 1 => {
@@ -435,10 +429,7 @@ async fn serve(
             *res.body_mut() = body;
             outcome.response = res;
         }
-        Err(e) => {
-            outcome.response = store_failure(&e, policies.error_policy());
-            outcome.logged_by_body = false;
-        }
+        Err(e) => outcome.response = store_failure(&e, policies.error_policy()),
     }
     outcome
 }
@@ -513,12 +504,6 @@ async fn select<'a>(
     })
 }
 
-/// The request's path as received and its arrival, for an access-log line written later.
-struct Arrival<'a> {
-    path: &'a str,
-    started: Instant,
-}
-
 /// The body of a 200 (GET) for `rep`. A compression stream's length is not known when
 /// [`record`] runs, so the stream counts its bytes under `labels` (the response's cache and
 /// class) and writes its access-log line itself, with `arrival`.
@@ -536,7 +521,7 @@ async fn full_body(
         Content::Compress(info, enc) => {
             let source = Box::pin(app.stores.read(info, 0..info.size)).await?;
             let compressed = encoding::compress_stream(*enc, source);
-            let line = StreamLine::wanted(app, rep).then(|| StreamLine {
+            let line = app.settings.access_log.then(|| StreamLine {
                 path: arrival.path.to_string(),
                 cache: labels.0,
                 started: arrival.started,
@@ -612,14 +597,6 @@ struct StreamLine {
     path: String,
     cache: CacheLabel,
     started: Instant,
-}
-
-impl StreamLine {
-    /// Whether the body of `rep` writes the response's access-log line: a compression
-    /// stream, with the access log on.
-    fn wanted(app: &App, rep: &Representation<'_>) -> bool {
-        app.settings.access_log && matches!(rep.content, Content::Compress(..))
-    }
 }
 
 impl futures::Stream for CountedStream {
@@ -726,46 +703,70 @@ async fn multipart_body(
     Ok(response::stream(body.boxed()))
 }
 
+/// A request as it arrived: what its access-log line names, and the instant its latency and
+/// the cache's freshness are measured from (one clock reading per request).
+pub struct Arrival<'a> {
+    /// The method.
+    pub method: &'a http::Method,
+    /// The path as received (not decoded).
+    pub path: &'a str,
+    /// When the request's head was handed to the router.
+    pub started: Instant,
+}
+
+impl<'a> Arrival<'a> {
+    /// The request `req`, arrived at `started`.
+    pub fn of<B>(req: &'a Request<B>, started: Instant) -> Arrival<'a> {
+        Arrival {
+            method: req.method(),
+            path: req.uri().path(),
+            started,
+        }
+    }
+}
+
 /// Records metrics and the access log line for one finished response.
-pub fn record(app: &App, method: &http::Method, path: &str, outcome: &Outcome, started: Instant) {
+///
+/// A body whose length is not known here is a compression stream (`CountedStream`), the one
+/// body built without a length: it counts its own bytes and writes its own access-log line
+/// when it ends, so this counts 0 bytes and writes no line for it.
+pub fn record(app: &App, arrival: &Arrival<'_>, outcome: &Outcome) {
     let status = outcome.response.status();
-    // Bodies built here know their length (Full, or a stream behind a Content-Length), except
-    // on-the-fly compression, whose bytes are not known until it ends: its stream counts
-    // them (`CountedStream`) and writes its own access-log line, and this counts 0 for it.
+    let method = arrival.method;
     let bytes = if method == http::Method::HEAD {
-        0
+        Some(0)
     } else {
         let hint = http_body::Body::size_hint(outcome.response.body());
-        hint.exact()
-            .or_else(|| {
-                outcome
-                    .response
-                    .headers()
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
-            .unwrap_or(0)
+        hint.exact().or_else(|| {
+            outcome
+                .response
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        })
     };
     let ended = Instant::now();
-    let latency = ended.saturating_duration_since(started);
+    let latency = ended.saturating_duration_since(arrival.started);
     app.metrics.record_request_ended(
         &crate::metrics::RequestRecord {
             method,
             status,
             cache: outcome.cache,
             class: outcome.class,
-            body_bytes: bytes,
+            body_bytes: bytes.unwrap_or(0),
             saved_not_modified: outcome.saved_not_modified,
             saved_compression: outcome.saved_compression,
             latency,
         },
         ended,
     );
-    if app.settings.access_log && !outcome.logged_by_body {
+    if let Some(bytes) = bytes
+        && app.settings.access_log
+    {
         access_line(
             method,
-            path,
+            arrival.path,
             status.as_u16(),
             bytes,
             latency,

@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 use subtle::ConstantTimeEq;
 
 use crate::app::App;
-use crate::pipeline;
+use crate::pipeline::{self, Arrival};
 use crate::response::{self, Body};
 
 /// Handles one request.
@@ -47,16 +47,13 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
     if path == "/_admin/purge" && app.settings.purge_token.is_some() {
         return purge(app, req).await;
     }
-    let unanswered = app.settings.access_log.then(|| Unanswered {
-        method: req.method(),
-        path: req.uri().path(),
-        started,
-    });
-    let outcome = pipeline::handle(app, &req, started).await;
+    let arrival = Arrival::of(&req, started);
+    let unanswered = app.settings.access_log.then_some(Unanswered(&arrival));
+    let outcome = pipeline::handle(app, &req, &arrival).await;
     if let Some(unanswered) = unanswered {
         unanswered.answered();
     }
-    pipeline::record(app, req.method(), req.uri().path(), &outcome, started);
+    pipeline::record(app, &arrival, &outcome);
     outcome.response
 }
 
@@ -66,11 +63,7 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
 /// while it is answered, `half_close`). Written with status 499, nginx's code for a request
 /// that ended before its answer, no bytes and cache `-`; with 500 if the request's handling
 /// panicked, which is the server's fault. Such requests are not counted in the metrics.
-struct Unanswered<'a> {
-    method: &'a Method,
-    path: &'a str,
-    started: Instant,
-}
+struct Unanswered<'a>(&'a Arrival<'a>);
 
 impl Unanswered<'_> {
     /// The request got its answer: [`pipeline::record`] writes its line instead.
@@ -86,12 +79,13 @@ impl Drop for Unanswered<'_> {
         } else {
             CLIENT_CLOSED_REQUEST
         };
+        let arrival = self.0;
         pipeline::access_line(
-            self.method,
-            self.path,
+            arrival.method,
+            arrival.path,
             status,
             0,
-            self.started.elapsed(),
+            arrival.started.elapsed(),
             &format_args!("-"),
         );
     }
@@ -192,18 +186,12 @@ mod tests {
     /// The access-log lines written on this thread while `f` runs, as JSON.
     fn access_lines(f: impl FnOnce()) -> Vec<serde_json::Value> {
         let log = CapturedLog::default();
-        let writer = log.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, f);
+        tracing::subscriber::with_default(log.subscriber(), f);
         log.access_lines()
     }
 
-    fn unanswered(method: &Method) -> Unanswered<'_> {
-        Unanswered {
+    fn arrival(method: &Method) -> Arrival<'_> {
+        Arrival {
             method,
             path: "/a.css",
             started: Instant::now(),
@@ -212,7 +200,7 @@ mod tests {
 
     #[test]
     fn an_unanswered_request_is_logged_once_499_or_500_after_a_panic() {
-        let dropped = access_lines(|| drop(unanswered(&Method::GET)));
+        let dropped = access_lines(|| drop(Unanswered(&arrival(&Method::GET))));
         assert_eq!(dropped.len(), 1);
         assert_eq!(
             (
@@ -222,11 +210,12 @@ mod tests {
             ),
             (&499.into(), &"-".into(), &0.into())
         );
-        let answered = access_lines(|| unanswered(&Method::GET).answered());
+        let answered = access_lines(|| Unanswered(&arrival(&Method::GET)).answered());
         assert!(answered.is_empty(), "{answered:?}");
         let panicked = access_lines(|| {
             let caught = std::panic::catch_unwind(|| {
-                let _guard = unanswered(&Method::HEAD);
+                let head = arrival(&Method::HEAD);
+                let _guard = Unanswered(&head);
                 panic!("a bug while answering");
             });
             assert!(caught.is_err());

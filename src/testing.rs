@@ -172,6 +172,24 @@ impl<H: ReadHooks> ObjectStore for WrappedStore<H> {
     }
 }
 
+/// A delay before each read, changed from any task while reads are in flight.
+#[derive(Debug, Default)]
+struct ReadDelay(AtomicU64);
+
+impl ReadDelay {
+    fn set(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.0.store(ms, Ordering::SeqCst);
+    }
+
+    async fn wait(&self) {
+        let ms = self.0.load(Ordering::SeqCst);
+        if ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+    }
+}
+
 /// Counts reads, delays them and fails them on demand (see the module doc).
 pub type CountingStore = WrappedStore<ReadCounts>;
 
@@ -180,7 +198,7 @@ pub type CountingStore = WrappedStore<ReadCounts>;
 pub struct ReadCounts {
     gets: AtomicU64,
     heads: AtomicU64,
-    delay_ms: AtomicU64,
+    delay: ReadDelay,
     failing: AtomicBool,
     fail_next: AtomicU32,
 }
@@ -204,8 +222,7 @@ impl ReadCounts {
 
     /// Delays every read (GET and HEAD) by `delay` before it is answered or failed.
     pub fn set_delay(&self, delay: Duration) {
-        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-        self.delay_ms.store(ms, Ordering::SeqCst);
+        self.delay.set(delay);
     }
 
     /// While true, every read fails with a generic store error (an outage).
@@ -235,10 +252,7 @@ impl ReadHooks for ReadCounts {
     async fn before_read(&self, head: bool) -> Result<()> {
         let counter = if head { &self.heads } else { &self.gets };
         counter.fetch_add(1, Ordering::SeqCst);
-        let delay = self.delay_ms.load(Ordering::SeqCst);
-        if delay > 0 {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
-        }
+        self.delay.wait().await;
         if self.should_fail() {
             return Err(Self::injected());
         }
@@ -262,8 +276,8 @@ pub struct Faults {
     fail_every_get: AtomicU64,
     /// Every read fails.
     outage: AtomicBool,
-    /// Delay before each read is answered, in milliseconds.
-    delay_ms: AtomicU64,
+    /// Delay before each read is answered.
+    delay: ReadDelay,
     /// Body streams stop cleanly after this many bytes (u64::MAX: off).
     truncate_at: AtomicU64,
 }
@@ -277,7 +291,7 @@ impl Default for Faults {
             fail_every: AtomicU64::new(0),
             fail_every_get: AtomicU64::new(0),
             outage: AtomicBool::new(false),
-            delay_ms: AtomicU64::new(0),
+            delay: ReadDelay::default(),
             truncate_at: AtomicU64::new(u64::MAX),
         }
     }
@@ -317,8 +331,7 @@ impl Faults {
 
     /// Every read waits `delay` first (zero turns it off).
     pub fn set_delay(&self, delay: Duration) {
-        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-        self.delay_ms.store(ms, Ordering::SeqCst);
+        self.delay.set(delay);
     }
 
     /// Body streams end cleanly after `bytes` bytes (`None` turns it off). Metadata still
@@ -349,10 +362,7 @@ impl ReadHooks for Faults {
             let every = self.fail_every_get.load(Ordering::SeqCst);
             every > 0 && g.is_multiple_of(every)
         };
-        let delay = self.delay_ms.load(Ordering::SeqCst);
-        if delay > 0 {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
-        }
+        self.delay.wait().await;
         let every = self.fail_every.load(Ordering::SeqCst);
         if self.outage.load(Ordering::SeqCst)
             || (every > 0 && n.is_multiple_of(every))
@@ -401,8 +411,8 @@ fn truncated(
     .boxed()
 }
 
-/// A `tracing` writer into a shared buffer, for tests that read what the server logs: give
-/// `move || log.clone()` to a JSON `tracing_subscriber::fmt()` and read the lines back.
+/// What the server logs, kept in memory for tests of the access log: install
+/// [`CapturedLog::subscriber`] (globally, or for one thread) and read the lines back.
 #[derive(Clone, Debug, Default)]
 pub struct CapturedLog(Arc<Mutex<Vec<u8>>>);
 
@@ -421,6 +431,18 @@ impl std::io::Write for CapturedLog {
 }
 
 impl CapturedLog {
+    /// A subscriber that writes every event at INFO and above here, as one JSON object a
+    /// line (the format `--log-format json` uses).
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + 'static {
+        let writer = self.clone();
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish()
+    }
+
     /// The access-log lines (target `access`) written so far, parsed from JSON.
     pub fn access_lines(&self) -> Vec<serde_json::Value> {
         let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();

@@ -45,18 +45,13 @@ fn fault_args(dir: &std::path::Path) -> ServeArgs {
 
 async fn faulty_server(a: ServeArgs) -> (TestServer, Arc<FaultyStore>) {
     let store = Arc::new(FaultyStore::new());
-    store
-        .put_bytes("small.bin", bytes_of(SMALL, 1))
-        .await
-        .unwrap();
-    store
-        .put_bytes("large.bin", bytes_of(LARGE, 2))
-        .await
-        .unwrap();
-    store
-        .put_bytes("other.bin", bytes_of(SMALL, 3))
-        .await
-        .unwrap();
+    for (key, body) in [
+        ("small.bin", bytes_of(SMALL, 1)),
+        ("large.bin", bytes_of(LARGE, 2)),
+        ("other.bin", bytes_of(SMALL, 3)),
+    ] {
+        store.put_bytes(key, body).await.unwrap();
+    }
     let srv = start(a, Some(vec![Source::custom("faulty", store.clone())])).await;
     (srv, store)
 }
@@ -492,13 +487,7 @@ async fn a_request_its_client_gives_up_is_logged_with_status_499() {
     // The global subscriber: nextest runs each test in a process of its own; under `cargo
     // test` this must stay the only test of this file that installs one or logs access.
     let log = CapturedLog::default();
-    let writer = log.clone();
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || writer.clone())
-        .try_init()
+    tracing::subscriber::set_global_default(log.subscriber())
         .expect("no other subscriber in this test's process");
     let dir = tempfile::tempdir().unwrap();
     let mut a = fault_args(dir.path());
