@@ -48,7 +48,8 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
         return purge(app, req).await;
     }
     let arrival = Arrival::of(&req, started);
-    let unanswered = app.settings.access_log.then_some(Unanswered(&arrival));
+    // `then`, not `then_some`: a guard built and dropped at once would write its line.
+    let unanswered = app.settings.access_log.then(|| Unanswered(&arrival));
     let outcome = pipeline::handle(app, &req, &arrival).await;
     if let Some(unanswered) = unanswered {
         unanswered.answered();

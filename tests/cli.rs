@@ -376,3 +376,43 @@ async fn the_access_log_has_one_line_per_request_with_the_bytes_sent() {
     assert_eq!(seen, want);
     child.kill().await.unwrap();
 }
+
+/// Without `--access-log` no request is logged: not an answered one, and not as unanswered
+/// (the guard that logs requests dropped before their answer exists only with the log on).
+#[tokio::test]
+async fn without_the_access_log_no_request_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("small.txt"), b"hello\n").unwrap();
+    let port = free_port();
+    let mut child = tokio::process::Command::new(BIN)
+        .arg(dir.path())
+        .args(["--log-format", "json"])
+        .env("CDN_ORIGIN_LISTEN", format!("127.0.0.1:{port}"))
+        .env_remove("RUST_LOG")
+        .env_remove("CDN_ORIGIN_ACCESS_LOG")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for(port).await;
+    let c = client();
+    for path in ["/small.txt", "/missing.txt"] {
+        let res = c
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .send()
+            .await
+            .unwrap();
+        res.bytes().await.unwrap();
+    }
+    child.kill().await.unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("listening"), "the log was read: {stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(r#""target":"access""#))
+        .collect();
+    assert!(lines.is_empty(), "access lines with the log off: {lines:?}");
+}
