@@ -11,6 +11,7 @@ use crate::health::{Health, StoreProbeTarget};
 use crate::metrics::Metrics;
 use crate::object::Loader;
 use crate::policy::PolicyHandle;
+use crate::sendfile::BodyArena;
 use crate::signing::AccessRules;
 use crate::store::{Source, Stores};
 
@@ -36,6 +37,8 @@ pub struct App {
     pub health: Arc<Health>,
     /// The database, when configured.
     pub db: Option<Arc<Database>>,
+    /// The memory file that cached bodies are sent from with `sendfile`, when in use.
+    pub arena: Option<Arc<BodyArena>>,
     /// Cache evictions already added to the metrics counter.
     pub reported_evictions: std::sync::atomic::AtomicU64,
 }
@@ -69,11 +72,15 @@ impl App {
                 .with_metrics(metrics.clone())
                 .with_private_prefix(settings.private_prefix.clone()),
         );
-        let loader = Arc::new(Loader::new(
-            stores.clone(),
-            settings.etag_hash_limit,
-            settings.cache_max_object,
-        ));
+        let arena = body_arena(&settings);
+        let loader = Arc::new(
+            Loader::new(
+                stores.clone(),
+                settings.etag_hash_limit,
+                settings.cache_max_object,
+            )
+            .with_arena(arena.clone()),
+        );
         let cache = HotCache::new(
             CacheConfig {
                 budget: settings.cache_size,
@@ -118,6 +125,7 @@ impl App {
             metrics,
             health,
             db,
+            arena,
             reported_evictions: Default::default(),
         }))
     }
@@ -203,6 +211,22 @@ impl App {
     pub fn metrics_text(&self) -> String {
         crate::status::refresh_gauges(self);
         self.metrics.encode()
+    }
+}
+
+/// The body arena for the settings: with the hot cache and `sendfile` on, twice the cache
+/// budget (see [`crate::sendfile`]). A system that cannot make one (no `memfd_create`) is
+/// logged, and the server copies bodies as before.
+fn body_arena(settings: &Settings) -> Option<Arc<BodyArena>> {
+    if !settings.sendfile || settings.cache_size == 0 || settings.cache_max_object == 0 {
+        return None;
+    }
+    match BodyArena::new(settings.cache_size.saturating_mul(2)) {
+        Ok(arena) => Some(arena),
+        Err(e) => {
+            tracing::warn!(error = %e, "sendfile: cannot make the body arena; bodies are copied");
+            None
+        }
     }
 }
 

@@ -24,6 +24,7 @@ pub mod report;
 pub mod request;
 pub mod response;
 pub mod router;
+pub mod sendfile;
 pub mod server;
 pub mod signing;
 pub mod status;

@@ -28,6 +28,7 @@ use crate::encoding::Encoding;
 use crate::etag::ETag;
 use crate::policy::{Policy, PolicyChoice, PolicySet};
 use crate::response::Prepared;
+use crate::sendfile::BodyArena;
 use crate::store::{ObjectInfo, StoreError, Stores};
 
 /// A precompressed sibling of an object.
@@ -209,6 +210,7 @@ pub struct Loader {
     hash_limit: u64,
     keep_body_limit: u64,
     memo: Mutex<LruCache<MemoKey, ETag>>,
+    arena: Option<Arc<BodyArena>>,
 }
 
 impl Loader {
@@ -221,6 +223,21 @@ impl Loader {
             hash_limit,
             keep_body_limit,
             memo: Mutex::new(LruCache::new(cap)),
+            arena: None,
+        }
+    }
+
+    /// Kept bodies go into `arena` (see [`crate::sendfile`]).
+    pub fn with_arena(mut self, arena: Option<Arc<BodyArena>>) -> Loader {
+        self.arena = arena;
+        self
+    }
+
+    /// `body` in the arena when there is one and it fits there (see [`BodyArena::adopt`]).
+    pub async fn keep(&self, body: Bytes) -> Bytes {
+        match &self.arena {
+            Some(arena) => arena.adopt_async(body).await,
+            None => body,
         }
     }
 
@@ -312,10 +329,11 @@ impl Loader {
                 (true, Some(b)) => Some(b),
                 (true, None) => Some(self.stores.read_all(info).await?),
             };
-            return Ok((etag, body));
+            return Ok((etag, self.keep_some(body).await));
         }
         if info.size > self.hash_limit {
-            return Ok((derived_etag(info), fetched.filter(|_| keep)));
+            let body = fetched.filter(|_| keep);
+            return Ok((derived_etag(info), self.keep_some(body).await));
         }
         let bytes = match fetched {
             Some(b) => b,
@@ -323,7 +341,14 @@ impl Loader {
         };
         let etag = hash_bytes(bytes.clone()).await;
         self.memo.lock().put(memo_key, etag.clone());
-        Ok((etag, keep.then_some(bytes)))
+        Ok((etag, self.keep_some(keep.then_some(bytes)).await))
+    }
+
+    async fn keep_some(&self, body: Option<Bytes>) -> Option<Bytes> {
+        match body {
+            Some(body) => Some(self.keep(body).await),
+            None => None,
+        }
     }
 
     async fn sidecars(

@@ -494,6 +494,7 @@ async fn select<'a>(
             store: "compression".into(),
             source: e,
         })?;
+    let compressed = app.cache.loader().keep(compressed).await;
     app.cache
         .put_variant(&object.key, &object.etag, encoding, compressed.clone());
     Ok(Representation {

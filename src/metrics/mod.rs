@@ -134,6 +134,7 @@ pub struct Metrics {
     cache_bytes: Gauge<u64, AtomicU64>,
     cache_entries: Gauge<u64, AtomicU64>,
     cache_evictions: Counter,
+    sendfile_bytes: Counter,
     breaker_state: Family<BreakerLabels, Gauge>,
     breaker_transitions: Family<BreakerTransitionLabels, Counter>,
     db_up: Gauge,
@@ -184,6 +185,7 @@ impl Metrics {
             cache_bytes: Gauge::default(),
             cache_entries: Gauge::default(),
             cache_evictions: Counter::default(),
+            sendfile_bytes: Counter::default(),
             breaker_state: Family::default(),
             breaker_transitions: Family::default(),
             db_up: Gauge::default(),
@@ -392,6 +394,11 @@ impl Metrics {
     pub fn set_cache_usage(&self, bytes: u64, entries: u64) {
         self.cache_bytes.set(bytes);
         self.cache_entries.set(entries);
+    }
+
+    /// `n` response bytes were sent from the body arena with `sendfile`.
+    pub fn add_sendfile_bytes(&self, n: u64) {
+        self.sendfile_bytes.inc_by(n);
     }
 
     /// `n` entries were evicted from the hot cache.

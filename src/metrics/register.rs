@@ -67,6 +67,12 @@ impl Metrics {
             Unit::Bytes,
             self.cache_bytes.clone(),
         );
+        r.register_with_unit(
+            "sendfile",
+            "Response bytes sent from the body arena with sendfile (no copy)",
+            Unit::Bytes,
+            self.sendfile_bytes.clone(),
+        );
         r.register(
             "cache_entries",
             "Hot cache entries",

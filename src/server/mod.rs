@@ -29,6 +29,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::app::App;
+use crate::sendfile::ZeroCopyStream;
 
 /// A bound, not yet running, server.
 pub struct Server {
@@ -207,6 +208,7 @@ impl Connection {
                 Ok::<_, Infallible>(res.map(|body| deadlines::AnsweredBody::new(body, answering)))
             }
         });
+        let stream = ZeroCopyStream::new(stream, app.arena.clone(), Some(app.metrics.clone()));
         let io = deadlines::Deadlines::new(stream, settings.idle_timeout)
             .with_head_timeout(settings.header_read_timeout, head.clone());
         let io = TokioIo::new(io);

@@ -1,0 +1,277 @@
+//! The memory file that cached bodies live in, so that a socket can `sendfile` them.
+//!
+//! One `memfd` of twice the cache budget (sparse: only the pages of live bodies take memory),
+//! sealed against shrinking and growing, and mapped once, shared and writable. A body over
+//! [`MIN_BODY`] gets a page-aligned range from a best-fit range allocator (`range-alloc`), is
+//! copied in through the mapping (so its pages count in the process's resident memory, like
+//! the heap copy they replace), and becomes a [`Bytes`] owned by a `Slot`. The last clone's
+//! drop punches the range's pages out of the file (`fallocate(PUNCH_HOLE)`, which returns
+//! the memory and unmaps it) and then frees the range. Twice the budget leaves room for
+//! bodies that outlive their cache entry in a response still being sent, and for
+//! fragmentation; a body that finds no range stays on the heap and is simply copied when
+//! sent.
+//!
+//! Why this is sound (the module's two `unsafe` blocks): a range belongs to exactly one
+//! `Slot` from its allocation to its release. The copy writes a range no slot owns yet; a
+//! slot's bytes are never written while it lives (the only writes are copies into newly
+//! allocated ranges, and the punch happens in the slot's own drop, after the last reader is
+//! gone); and the mapping outlives every slot, which holds the arena. A page the kernel is
+//! still sending from when its range is punched stays alive in the kernel (the socket holds
+//! a reference to the page, not to the file), so a reused range never changes bytes in
+//! flight.
+
+use std::fs::File;
+use std::io;
+use std::ops::Range;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use memmap2::{MmapOptions, MmapRaw};
+use parking_lot::Mutex;
+use range_alloc::RangeAllocator;
+use rustix::fs::{FallocateFlags, MemfdFlags, SealFlags};
+
+/// Bodies larger than this are kept in the arena, and slices larger than this are sent with
+/// `sendfile`. Below it a copy costs less than the extra system call. It also keeps HTTP/2's
+/// default 16 KiB DATA frames on the ordinary path, where one vectored write sends many.
+pub const MIN_BODY: usize = 16 * 1024;
+
+/// Bodies at least this large are copied into the arena on the blocking pool.
+const COPY_INLINE_MAX: usize = 1024 * 1024;
+
+/// The memory file and its mapping. Share as `Arc<BodyArena>`.
+pub struct BodyArena {
+    file: File,
+    map: MmapRaw,
+    page: u64,
+    ranges: Mutex<RangeAllocator<u64>>,
+    held: AtomicU64,
+}
+
+impl std::fmt::Debug for BodyArena {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyArena")
+            .field("capacity", &self.map.len())
+            .field("held", &self.held())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BodyArena {
+    /// A memory file of `capacity` bytes (rounded up to whole pages), mapped.
+    pub fn new(capacity: u64) -> io::Result<Arc<BodyArena>> {
+        let page = rustix::param::page_size() as u64;
+        let capacity = capacity.div_ceil(page).saturating_mul(page);
+        let len = usize::try_from(capacity)
+            .ok()
+            .filter(|&len| len > 0)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "arena size"))?;
+        let fd = rustix::fs::memfd_create(
+            "cdn-origin-bodies",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )?;
+        rustix::fs::ftruncate(&fd, capacity)?;
+        // Nothing may change the file's size while it is mapped (a shrink would turn reads of
+        // the mapping into SIGBUS).
+        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
+        let file = File::from(fd);
+        let map = MmapOptions::new().len(len).map_raw(&file)?;
+        Ok(Arc::new(BodyArena {
+            file,
+            map,
+            page,
+            ranges: Mutex::new(RangeAllocator::new(0..capacity)),
+            held: AtomicU64::new(0),
+        }))
+    }
+
+    /// The arena's size in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Bytes of the ranges that live bodies hold (whole pages).
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// The memory file, to `sendfile` from.
+    pub fn file(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    /// Where `slice` lies in the memory file, if it lies wholly inside the mapping.
+    pub fn locate(&self, slice: &[u8]) -> Option<u64> {
+        let base = self.map.as_ptr() as usize;
+        let offset = (slice.as_ptr() as usize).checked_sub(base)?;
+        let end = offset.checked_add(slice.len())?;
+        (end <= self.map.len()).then_some(offset as u64)
+    }
+
+    /// `body` as arena bytes when it is larger than [`MIN_BODY`] and a range is free; else
+    /// `body` itself (already in the arena, small, or no room).
+    pub fn adopt(self: &Arc<Self>, body: Bytes) -> Bytes {
+        if body.len() <= MIN_BODY || self.locate(&body).is_some() {
+            return body;
+        }
+        let size = (body.len() as u64).div_ceil(self.page) * self.page;
+        let Ok(range) = self.ranges.lock().allocate_range(size) else {
+            return body;
+        };
+        // SAFETY: `range` was just allocated, so no slot owns it and nothing reads it; it lies
+        // inside the mapping (the allocator's space is the mapping's length), and `body` is
+        // at most `size` bytes. The source is our own heap memory, distinct from the mapping.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                body.as_ptr(),
+                self.map.as_mut_ptr().add(range.start as usize),
+                body.len(),
+            );
+        }
+        self.held.fetch_add(size, Ordering::Relaxed);
+        Bytes::from_owner(Slot {
+            arena: self.clone(),
+            range,
+            len: body.len(),
+        })
+    }
+
+    /// [`BodyArena::adopt`], on the blocking pool for bodies of a megabyte or more (a copy of
+    /// 8 MiB with its page faults takes milliseconds).
+    pub async fn adopt_async(self: &Arc<Self>, body: Bytes) -> Bytes {
+        if body.len() < COPY_INLINE_MAX {
+            return self.adopt(body);
+        }
+        let arena = self.clone();
+        let fallback = body.clone();
+        tokio::task::spawn_blocking(move || arena.adopt(body))
+            .await
+            .unwrap_or(fallback)
+    }
+}
+
+/// A live body's range: the owner behind its [`Bytes`].
+struct Slot {
+    arena: Arc<BodyArena>,
+    range: Range<u64>,
+    len: usize,
+}
+
+impl AsRef<[u8]> for Slot {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: see the module docs: the range is inside the mapping, which lives as long as
+        // `self.arena`; its first `len` bytes were written before the slot was made and are
+        // not written again until the slot is dropped.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.arena.map.as_ptr().add(self.range.start as usize),
+                self.len,
+            )
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let Range { start, end } = self.range;
+        let arena = &self.arena;
+        // Returns the pages to the system; a failure only leaves them held until the range
+        // is reused. The range is freed after the punch, so no new body is written into pages
+        // being punched.
+        if let Err(e) = rustix::fs::fallocate(
+            &arena.file,
+            FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+            start,
+            end - start,
+        ) {
+            tracing::debug!(error = %e, "cannot punch a body's pages out of the arena");
+        }
+        arena.held.fetch_sub(end - start, Ordering::Relaxed);
+        arena.ranges.lock().free_range(start..end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(len: usize, seed: u8) -> Bytes {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect::<Vec<u8>>()
+            .into()
+    }
+
+    #[test]
+    fn a_large_body_moves_into_the_arena_with_its_bytes() {
+        let arena = BodyArena::new(1 << 20).unwrap();
+        let original = body(100_000, 7);
+        let adopted = arena.adopt(original.clone());
+        assert_eq!(adopted, original);
+        assert_eq!(arena.locate(&adopted), Some(0));
+        assert_eq!(arena.held(), 100_000u64.div_ceil(arena.page) * arena.page);
+        // A slice of it is still in the arena, at its offset.
+        assert_eq!(arena.locate(&adopted.slice(5000..9000)), Some(5000));
+        // Adopting it again keeps it where it is.
+        let again = arena.adopt(adopted.clone());
+        assert_eq!(again.as_ptr(), adopted.as_ptr());
+        assert_eq!(arena.locate(&original), None);
+    }
+
+    #[test]
+    fn small_bodies_stay_on_the_heap() {
+        let arena = BodyArena::new(1 << 20).unwrap();
+        let small = body(MIN_BODY, 1);
+        let kept = arena.adopt(small.clone());
+        assert_eq!(kept.as_ptr(), small.as_ptr());
+        assert_eq!(arena.held(), 0);
+    }
+
+    #[test]
+    fn a_dropped_body_frees_its_range_for_the_next_and_others_keep_their_bytes() {
+        let arena = BodyArena::new(256 * 1024).unwrap();
+        let a = arena.adopt(body(100_000, 1));
+        let b = arena.adopt(body(100_000, 2));
+        assert!(arena.locate(&a).is_some() && arena.locate(&b).is_some());
+        // No room for a third: it stays on the heap, and is still right.
+        let c = arena.adopt(body(100_000, 3));
+        assert_eq!(arena.locate(&c), None);
+        assert_eq!(c, body(100_000, 3));
+        // The last clone of `a` gone, its range (punched) takes the next body.
+        let a_clone = a.clone();
+        drop(a);
+        assert!(arena.held() > 200_000);
+        drop(a_clone);
+        assert!(arena.held() < 200_000);
+        let d = arena.adopt(body(100_000, 4));
+        assert!(arena.locate(&d).is_some());
+        assert_eq!(d, body(100_000, 4));
+        assert_eq!(b, body(100_000, 2));
+    }
+
+    #[test]
+    fn punched_pages_read_back_as_zeros_through_the_file() {
+        // The punch really returns the pages: reading the freed range from the file gives
+        // zeros (a hole), not the old body.
+        use std::os::unix::fs::FileExt;
+        let arena = BodyArena::new(256 * 1024).unwrap();
+        let a = arena.adopt(body(40_000, 9));
+        let mut read = vec![0u8; 40_000];
+        arena.file.read_exact_at(&mut read, 0).unwrap();
+        assert_eq!(read, body(40_000, 9));
+        drop(a);
+        arena.file.read_exact_at(&mut read, 0).unwrap();
+        assert!(read.iter().all(|&b| b == 0));
+    }
+
+    #[tokio::test]
+    async fn large_bodies_are_copied_off_the_event_loop_and_still_right() {
+        let arena = BodyArena::new(8 << 20).unwrap();
+        let big = body(3 << 20, 5);
+        let adopted = arena.adopt_async(big.clone()).await;
+        assert_eq!(arena.locate(&adopted), Some(0));
+        assert_eq!(adopted, big);
+    }
+}
