@@ -17,12 +17,21 @@
 //!   itself with `sendfile` from the memory file at the slice's offset: the same bytes, read
 //!   by the kernel from the same pages. Anything else is written as before.
 //!
-//! The arena is used only with the hot cache on and the `sendfile` setting on (the default on
-//! Linux). Where the memory file cannot be made (another OS, a sandbox that forbids
-//! `memfd_create`) the server logs it once and copies, as it always did.
+//! The arena is used only with the hot cache on and the `sendfile` setting on (the default).
+//! Where the memory file cannot be made (a sandbox that forbids `memfd_create`; any system
+//! but Linux, where `portable.rs` stands in) the server logs it once and copies, as it always
+//! did.
 
+#[cfg(target_os = "linux")]
 mod arena;
+#[cfg(not(target_os = "linux"))]
+mod portable;
+#[cfg(target_os = "linux")]
 mod socket;
 
+#[cfg(target_os = "linux")]
 pub use arena::{BodyArena, MIN_BODY};
+#[cfg(not(target_os = "linux"))]
+pub use portable::{BodyArena, MIN_BODY, ZeroCopyStream};
+#[cfg(target_os = "linux")]
 pub use socket::ZeroCopyStream;
