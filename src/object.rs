@@ -234,9 +234,9 @@ impl Loader {
     }
 
     /// `body` in the arena when there is one and it fits there (see [`BodyArena::adopt`]).
-    pub async fn keep(&self, body: Bytes) -> Bytes {
+    pub fn keep(&self, body: Bytes) -> Bytes {
         match &self.arena {
-            Some(arena) => arena.adopt_async(body).await,
+            Some(arena) => arena.adopt(body),
             None => body,
         }
     }
@@ -329,11 +329,11 @@ impl Loader {
                 (true, Some(b)) => Some(b),
                 (true, None) => Some(self.stores.read_all(info).await?),
             };
-            return Ok((etag, self.keep_some(body).await));
+            return Ok((etag, body.map(|b| self.keep(b))));
         }
         if info.size > self.hash_limit {
-            let body = fetched.filter(|_| keep);
-            return Ok((derived_etag(info), self.keep_some(body).await));
+            let body = fetched.filter(|_| keep).map(|b| self.keep(b));
+            return Ok((derived_etag(info), body));
         }
         let bytes = match fetched {
             Some(b) => b,
@@ -341,14 +341,7 @@ impl Loader {
         };
         let etag = hash_bytes(bytes.clone()).await;
         self.memo.lock().put(memo_key, etag.clone());
-        Ok((etag, self.keep_some(keep.then_some(bytes)).await))
-    }
-
-    async fn keep_some(&self, body: Option<Bytes>) -> Option<Bytes> {
-        match body {
-            Some(body) => Some(self.keep(body).await),
-            None => None,
-        }
+        Ok((etag, keep.then(|| self.keep(bytes))))
     }
 
     async fn sidecars(

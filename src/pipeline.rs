@@ -494,7 +494,7 @@ async fn select<'a>(
             store: "compression".into(),
             source: e,
         })?;
-    let compressed = app.cache.loader().keep(compressed).await;
+    let compressed = app.cache.loader().keep(compressed);
     app.cache
         .put_variant(&object.key, &object.etag, encoding, compressed.clone());
     Ok(Representation {

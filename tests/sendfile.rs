@@ -1,7 +1,7 @@
-//! Zero-copy bodies over real sockets (`src/sendfile`): cached bodies over 16 KiB reach
-//! HTTP/1 clients through `sendfile`, whole, in ranges, pipelined, to a slow reader, and after
-//! the memory they were sent from has been given to another body; with `sendfile` off the same
-//! requests are copied.
+//! Zero-copy bodies over real sockets (`src/sendfile`): cached bodies over 16 KiB and up to
+//! 96 KiB reach HTTP/1 clients through `sendfile`, whole, in ranges, pipelined, to a slow
+//! reader, and after the memory they were sent from has been given to another body; smaller
+//! and larger bodies, and all of them with `sendfile` off, are copied.
 
 mod common;
 
@@ -57,9 +57,10 @@ async fn response(s: &mut TcpStream, pending: &mut Vec<u8>, head_only: bool) -> 
 
 fn site() -> (tempfile::TempDir, Vec<u8>, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
-    let big = bytes_of(200_000, 3);
+    let big = bytes_of(90_000, 3);
     let br = bytes_of(40_000, 4);
     std::fs::write(dir.path().join("big.bin"), &big).unwrap();
+    std::fs::write(dir.path().join("large.bin"), bytes_of(200_000, 5)).unwrap();
     std::fs::write(dir.path().join("site.css"), css_of(100_000)).unwrap();
     std::fs::write(dir.path().join("site.css.br"), &br).unwrap();
     std::fs::write(dir.path().join("small.txt"), b"small").unwrap();
@@ -73,13 +74,14 @@ async fn cached_bodies_go_out_with_sendfile_whole_in_ranges_and_pipelined() {
     assert!(srv.app.arena.is_some(), "sendfile is on by default");
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
     // Five pipelined requests in one write: a miss, a hit, a range, a precompressed sidecar
-    // and a HEAD; then a small body, which is copied.
+    // and a HEAD; then a small body and a large one, which are copied.
     let requests = "GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n\
          GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n\
          GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=1000-50999\r\n\r\n\
          GET /site.css HTTP/1.1\r\nHost: t\r\nAccept-Encoding: br\r\n\r\n\
          HEAD /big.bin HTTP/1.1\r\nHost: t\r\n\r\n\
-         GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n";
+         GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n\
+         GET /large.bin HTTP/1.1\r\nHost: t\r\n\r\n";
     s.write_all(requests.as_bytes()).await.unwrap();
     let mut pending = Vec::new();
     for _ in 0..2 {
@@ -94,11 +96,13 @@ async fn cached_bodies_go_out_with_sendfile_whole_in_ranges_and_pipelined() {
     assert!(head.contains("content-encoding: br"), "{head}");
     assert!(body == br, "sidecar differs");
     let (head, _) = response(&mut s, &mut pending, true).await;
-    assert!(head.contains("content-length: 200000"), "{head}");
+    assert!(head.contains("content-length: 90000"), "{head}");
     let (_, body) = response(&mut s, &mut pending, false).await;
     assert_eq!(body, b"small");
-    // Every body over 16 KiB, and only those, went through sendfile.
-    assert_eq!(sendfile_bytes(&srv), 2 * 200_000 + 50_000 + 40_000);
+    let (_, body) = response(&mut s, &mut pending, false).await;
+    assert!(body == bytes_of(200_000, 5), "large body differs");
+    // Every body over 16 KiB and up to 96 KiB, and only those, went through sendfile.
+    assert_eq!(sendfile_bytes(&srv), 2 * 90_000 + 50_000 + 40_000);
     // HTTP/2 clients get the same bytes (its 16 KiB frames are written as before).
     let h2 = reqwest::Client::builder()
         .http2_prior_knowledge()
@@ -127,42 +131,38 @@ async fn with_sendfile_off_the_same_bodies_are_copied() {
 
 #[tokio::test]
 async fn a_slow_reader_with_a_small_window_gets_every_byte() {
-    // Six megabytes into a 4 KiB receive buffer: sendfile writes a little at a time, and
-    // often finds the socket full.
+    // Sixty pipelined 96 KiB responses (5.6 MiB) to a client with a 4 KiB receive buffer that
+    // waits before reading and then reads slowly: the server's socket buffer fills, so
+    // sendfile writes parts of bodies and finds the socket full, many times over.
+    const RESPONSES: usize = 60;
     let dir = tempfile::tempdir().unwrap();
-    let big = bytes_of(6 << 20, 9);
-    std::fs::write(dir.path().join("video.mp4"), &big).unwrap();
+    let body = bytes_of(96 * 1024, 9);
+    std::fs::write(dir.path().join("clip.bin"), &body).unwrap();
     let srv = start(args(dir.path()), None).await;
-    // Cached first, so the slow download is served from the arena.
-    let warm = client().get(srv.url("/video.mp4")).send().await.unwrap();
-    assert!(warm.bytes().await.unwrap() == big);
+    // Cached first, so every response is sent from the arena.
+    let warm = client().get(srv.url("/clip.bin")).send().await.unwrap();
+    assert!(warm.bytes().await.unwrap() == body);
     let before = sendfile_bytes(&srv);
 
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let mut s = socket.connect(srv.addr).await.unwrap();
-    s.write_all(b"GET /video.mp4 HTTP/1.1\r\nHost: t\r\n\r\n")
-        .await
-        .unwrap();
-    let mut got = Vec::new();
-    let mut chunk = vec![0u8; 8192];
-    let mut reads = 0u32;
-    let head_len = loop {
-        let n = s.read(&mut chunk).await.unwrap();
-        assert!(n > 0);
-        got.extend_from_slice(&chunk[..n]);
-        reads += 1;
-        if reads.is_multiple_of(16) {
-            tokio::time::sleep(Duration::from_millis(1)).await;
+    let request = "GET /clip.bin HTTP/1.1\r\nHost: t\r\n\r\n".repeat(RESPONSES);
+    s.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut pending = Vec::new();
+    for i in 0..RESPONSES {
+        let (head, got) = response(&mut s, &mut pending, false).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(got == body, "response {i} differs");
+        if i % 10 == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n")
-            && got.len() >= i + 4 + big.len()
-        {
-            break i + 4;
-        }
-    };
-    assert!(got[head_len..] == big[..], "the slow download differs");
-    assert_eq!(sendfile_bytes(&srv) - before, big.len() as u64);
+    }
+    assert_eq!(
+        sendfile_bytes(&srv) - before,
+        (RESPONSES * body.len()) as u64
+    );
     srv.stop().await;
 }
 

@@ -9,7 +9,8 @@
 //! Two parts, which meet only through the address of the bytes:
 //!
 //! - [`BodyArena`] (`arena.rs`): one sparse memory file (`memfd_create`) mapped once, from
-//!   which cached bodies over [`MIN_BODY`] get page-aligned ranges. A body adopted by the arena
+//!   which cached bodies over [`MIN_BODY`] and up to [`MAX_BODY`] get page-aligned ranges
+//!   (larger ones measured faster copied, see `MAX_BODY`). A body adopted by the arena
 //!   is an ordinary [`bytes::Bytes`] whose owner frees its range (and punches the range's pages
 //!   out of the file) when the last clone is dropped; the rest of the server does not know.
 //! - [`ZeroCopyStream`] (`socket.rs`): the connection's socket. When hyper writes a slice that
@@ -30,8 +31,8 @@ mod portable;
 mod socket;
 
 #[cfg(target_os = "linux")]
-pub use arena::{BodyArena, MIN_BODY};
+pub use arena::{BodyArena, MAX_BODY, MIN_BODY};
 #[cfg(not(target_os = "linux"))]
-pub use portable::{BodyArena, MIN_BODY, ZeroCopyStream};
+pub use portable::{BodyArena, MAX_BODY, MIN_BODY, ZeroCopyStream};
 #[cfg(target_os = "linux")]
 pub use socket::ZeroCopyStream;

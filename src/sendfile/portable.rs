@@ -16,6 +16,9 @@ use crate::metrics::Metrics;
 /// Bodies larger than this would be kept in the arena on Linux.
 pub const MIN_BODY: usize = 16 * 1024;
 
+/// Bodies up to this size would be kept in the arena on Linux.
+pub const MAX_BODY: usize = 96 * 1024;
+
 /// No arena on this system: the type has no values.
 #[derive(Debug)]
 pub enum BodyArena {}
@@ -51,11 +54,6 @@ impl BodyArena {
 
     /// `body` in the arena.
     pub fn adopt(self: &Arc<Self>, _body: Bytes) -> Bytes {
-        match **self {}
-    }
-
-    /// `body` in the arena.
-    pub async fn adopt_async(self: &Arc<Self>, _body: Bytes) -> Bytes {
         match **self {}
     }
 }
