@@ -333,8 +333,8 @@ pub struct ServeArgs {
     /// the hash memo) in the background until the budget is full.
     #[arg(long, env = "CDN_ORIGIN_WARM_UP", num_args = 0..=1, default_missing_value = "true")]
     pub warm_up: Option<bool>,
-    /// Keep cached bodies over 16 KiB in a memory file and send them to HTTP/1 clients with
-    /// sendfile(2), without copying them (Linux; default on).
+    /// Keep cached bodies of 16-96 KiB in a memory file and send them with sendfile(2),
+    /// without copying them (Linux; default on).
     #[arg(long, env = "CDN_ORIGIN_SENDFILE", num_args = 0..=1, default_missing_value = "true")]
     pub sendfile: Option<bool>,
     /// Hot cache budget (0 disables the cache).
@@ -547,7 +547,8 @@ pub struct Settings {
     pub etag_hash_limit: u64,
     /// Warm the hot cache from a listing at start.
     pub warm_up: bool,
-    /// Cached bodies over 16 KiB in a memory file, sent with `sendfile` (see [`crate::sendfile`]).
+    /// Cached bodies of 16-96 KiB in a memory file, sent with `sendfile` (see
+    /// [`crate::sendfile`]).
     pub sendfile: bool,
     /// Hot cache budget in bytes.
     pub cache_size: u64,
