@@ -1,24 +1,30 @@
 //! The memory file that cached bodies live in, so that a socket can `sendfile` them.
 //!
 //! One `memfd` of twice the cache budget (sparse: only the pages of live bodies take memory),
-//! sealed against shrinking and growing, and mapped once, shared and writable. A body over
-//! [`MIN_BODY`] and up to [`MAX_BODY`] gets a page-aligned range from a best-fit range allocator (`range-alloc`), is
-//! copied in through the mapping (so its pages count in the process's resident memory, like
-//! the heap copy they replace), and becomes a [`Bytes`] owned by a `Slot`. The last clone's
-//! drop punches the range's pages out of the file (`fallocate(PUNCH_HOLE)`, which returns
-//! the memory and unmaps it) and then frees the range. Twice the budget leaves room for
-//! bodies that outlive their cache entry in a response still being sent, and for
-//! fragmentation; a body that finds no range stays on the heap and is simply copied when
-//! sent.
+//! sealed against shrinking and growing, and mapped once, shared and writable, with base
+//! pages only (`MADV_NOHUGEPAGE`). A body over [`MIN_BODY`] and up to [`MAX_BODY`] gets a
+//! page-aligned range from a best-fit range allocator (`range-alloc`), is copied in through
+//! the mapping (so its pages count in the process's resident memory, like the heap copy they
+//! replace), and becomes a [`Bytes`] owned by a `Slot`. The last clone's drop punches the
+//! range's pages out of the file (`fallocate(PUNCH_HOLE)`, which returns the memory and
+//! unmaps it) and then frees the range. Twice the budget leaves room for bodies that outlive
+//! their cache entry in a response still being sent, and for fragmentation; a body that finds
+//! no range stays on the heap and is simply copied when sent.
 //!
 //! Why this is sound (the module's two `unsafe` blocks): a range belongs to exactly one
 //! `Slot` from its allocation to its release. The copy writes a range no slot owns yet; a
 //! slot's bytes are never written while it lives (the only writes are copies into newly
-//! allocated ranges, and the punch happens in the slot's own drop, after the last reader is
-//! gone); and the mapping outlives every slot, which holds the arena. A page the kernel is
-//! still sending from when its range is punched stays alive in the kernel (the socket holds
-//! a reference to the page, not to the file), so a reused range never changes bytes in
-//! flight.
+//! allocated ranges, the punch happens in the slot's own drop, after the last reader is gone,
+//! and the file is not reachable from outside this module); and the mapping outlives every
+//! slot, which holds the arena.
+//!
+//! Why bytes in flight never change: `sendfile` hands the socket references to the file's
+//! pages, and a punch removes pages from the file without touching a page someone else still
+//! references, so a range reused after its punch gets new pages. Two conditions, both kept
+//! here: the punch must succeed (it is tried once when the arena is made, and a range whose
+//! punch fails later is never reused), and the pages must be base pages (punching part of a
+//! huge page zeroes that part in place when the page cannot be split; the mapping asks for no
+//! huge pages, and the arena is refused where shared memory is forced to them).
 
 use std::fs::File;
 use std::io;
@@ -28,21 +34,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use memmap2::{MmapOptions, MmapRaw};
+use memmap2::{Advice, MmapOptions, MmapRaw};
 use parking_lot::Mutex;
 use range_alloc::RangeAllocator;
 use rustix::fs::{FallocateFlags, MemfdFlags, SealFlags};
 
 /// Bodies larger than this are kept in the arena, and slices larger than this are sent with
 /// `sendfile`. Below it a copy costs less than the extra system call. It also keeps HTTP/2's
-/// default 16 KiB DATA frames on the ordinary path, where one vectored write sends many.
+/// default 16 KiB DATA frames on the ordinary path, where one vectored write sends many (a
+/// client that allows larger frames gets them through `sendfile` too).
 pub const MIN_BODY: usize = 16 * 1024;
 
 /// Bodies larger than this stay on the heap and are copied into the socket. Measured over
 /// loopback (benches/README.md, "Zero-copy bodies"): `sendfile` from the memory file beat the
 /// copy by 10-20 % from 24 to 96 KiB, and lost by up to 1.7x at 128 KiB, 600 KB and 1 MiB
 /// (nginx, which sends those with `sendfile` too, measured the same as we did with it). The
-/// memory file's pages are 4 KiB each, and every one is a separate reference for the socket.
+/// memory file's pages are base pages (4 KiB on x86-64), each a separate reference for the
+/// socket.
 pub const MAX_BODY: usize = 96 * 1024;
 
 /// The memory file and its mapping. Share as `Arc<BodyArena>`.
@@ -52,13 +60,19 @@ pub struct BodyArena {
     page: u64,
     ranges: Mutex<RangeAllocator<u64>>,
     held: AtomicU64,
+    /// Bytes of ranges whose punch failed, never reused.
+    lost: AtomicU64,
 }
+
+/// The memory file's name, as `/proc/PID/maps` shows it (`/memfd:cdn-origin-bodies`).
+const NAME: &str = "cdn-origin-bodies";
 
 impl std::fmt::Debug for BodyArena {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BodyArena")
             .field("capacity", &self.map.len())
             .field("held", &self.held())
+            .field("lost", &self.lost.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -72,22 +86,33 @@ impl BodyArena {
             .ok()
             .filter(|&len| len > 0)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "arena size"))?;
-        let fd = rustix::fs::memfd_create(
-            "cdn-origin-bodies",
-            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-        )?;
+        // NOEXEC_SEAL where the kernel has it (6.3+): with `vm.memfd_noexec = 2` a memory file
+        // without it is refused.
+        let flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
+        let fd = match rustix::fs::memfd_create(NAME, flags | MemfdFlags::NOEXEC_SEAL) {
+            Err(rustix::io::Errno::INVAL) => rustix::fs::memfd_create(NAME, flags)?,
+            other => other?,
+        };
         rustix::fs::ftruncate(&fd, capacity)?;
         // Nothing may change the file's size while it is mapped (a shrink would turn reads of
         // the mapping into SIGBUS).
         rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
+        // A freed range must leave the file (module docs); a system that cannot punch holes
+        // gets no arena, rather than one that would rewrite pages a socket still sends.
+        punch(&fd, 0, page)?;
+        refuse_forced_huge_pages()?;
         let file = File::from(fd);
         let map = MmapOptions::new().len(len).map_raw(&file)?;
+        // Base pages only: punching part of a huge page zeroes that part in place when the
+        // page cannot be split, and a socket's reference keeps it from being split.
+        map.advise(Advice::NoHugePage)?;
         Ok(Arc::new(BodyArena {
             file,
             map,
             page,
             ranges: Mutex::new(RangeAllocator::new(0..capacity)),
             held: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
         }))
     }
 
@@ -101,8 +126,9 @@ impl BodyArena {
         self.held.load(Ordering::Relaxed)
     }
 
-    /// The memory file, to `sendfile` from.
-    pub fn file(&self) -> BorrowedFd<'_> {
+    /// The memory file, to `sendfile` from. Not public: a write through it would change the
+    /// bytes of live bodies.
+    pub(super) fn file(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
     }
 
@@ -169,20 +195,43 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let Range { start, end } = self.range;
         let arena = &self.arena;
-        // Returns the pages to the system; a failure only leaves them held until the range
-        // is reused. The range is freed after the punch, so no new body is written into pages
-        // being punched.
-        if let Err(e) = rustix::fs::fallocate(
-            &arena.file,
-            FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
-            start,
-            end - start,
-        ) {
-            tracing::debug!(error = %e, "cannot punch a body's pages out of the arena");
-        }
         arena.held.fetch_sub(end - start, Ordering::Relaxed);
-        arena.ranges.lock().free_range(start..end);
+        // The pages go back to the system, and the range is freed only after that, so that no
+        // new body is written into pages a socket may still be sending (module docs). If the
+        // punch fails (it worked when the arena was made), the range is never reused.
+        match punch(&arena.file, start, end - start) {
+            Ok(()) => arena.ranges.lock().free_range(start..end),
+            Err(e) => {
+                arena.lost.fetch_add(end - start, Ordering::Relaxed);
+                tracing::warn!(error = %e, bytes = end - start,
+                    "sendfile: cannot punch a body's pages out of the memory file; its range is not reused");
+            }
+        }
     }
+}
+
+/// Removes `len` bytes at `offset` from the memory file (their pages go back to the system).
+fn punch(file: impl AsFd, offset: u64, len: u64) -> io::Result<()> {
+    rustix::fs::fallocate(
+        file,
+        FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+        offset,
+        len,
+    )?;
+    Ok(())
+}
+
+/// Shared memory forced to huge pages (`shmem_enabled` = `force`, a testing setting) would
+/// ignore the mapping's `MADV_NOHUGEPAGE`.
+fn refuse_forced_huge_pages() -> io::Result<()> {
+    let setting = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/shmem_enabled")
+        .unwrap_or_default();
+    if setting.contains("[force]") {
+        return Err(io::Error::other(
+            "shared memory is forced to huge pages (transparent_hugepage/shmem_enabled)",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -241,12 +290,39 @@ mod tests {
         let a_clone = a.clone();
         drop(a);
         assert!(arena.held() > 180_000);
+        let a_offset = arena.locate(&a_clone);
         drop(a_clone);
         assert!(arena.held() < 180_000);
         let d = arena.adopt(body(90_000, 4));
-        assert!(arena.locate(&d).is_some());
+        assert_eq!(arena.locate(&d), a_offset, "the freed range is reused");
         assert_eq!(d, body(90_000, 4));
         assert_eq!(b, body(90_000, 2));
+    }
+
+    #[test]
+    fn bytes_sent_from_a_range_survive_its_reuse() {
+        // What the socket path relies on: pages given to a socket keep their bytes when their
+        // range is freed and the next body is written to the same offset.
+        use std::io::Read;
+        let arena = BodyArena::new(1 << 20).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut reader = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (writer, _) = listener.accept().unwrap();
+        let first = arena.adopt(body(40_000, 1));
+        let offset = arena.locate(&first).unwrap();
+        let mut from = offset;
+        let sent = rustix::fs::sendfile(&writer, arena.file(), Some(&mut from), first.len());
+        assert_eq!(
+            sent.unwrap(),
+            first.len(),
+            "40 KB fit in the loopback buffers"
+        );
+        drop(first);
+        let second = arena.adopt(body(40_000, 2));
+        assert_eq!(arena.locate(&second), Some(offset));
+        let mut got = vec![0u8; 40_000];
+        reader.read_exact(&mut got).unwrap();
+        assert!(got == body(40_000, 1), "bytes in flight changed");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Zero-copy bodies: cached bodies live in a memory file, and an HTTP/1 connection hands them
-//! to the socket with `sendfile(2)` instead of copying them out of our memory.
+//! Zero-copy bodies: cached bodies live in a memory file, and a connection hands them to the
+//! socket with `sendfile(2)` instead of copying them out of our memory (HTTP/1 responses, and
+//! HTTP/2 DATA frames over 16 KiB, which a client may allow).
 //!
 //! A 32 KB precompressed stylesheet served from memory costs a copy of every byte into the
 //! socket's buffers; nginx, with `sendfile on`, passes the page cache's pages instead. Measured

@@ -2,7 +2,6 @@
 //! made (so none is ever used), and [`ZeroCopyStream`] is the socket as it is.
 
 use std::io::{self, IoSlice};
-use std::os::fd::BorrowedFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -39,11 +38,6 @@ impl BodyArena {
 
     /// Bytes of the ranges that live bodies hold.
     pub fn held(&self) -> u64 {
-        match *self {}
-    }
-
-    /// The memory file.
-    pub fn file(&self) -> BorrowedFd<'_> {
         match *self {}
     }
 

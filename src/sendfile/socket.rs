@@ -83,7 +83,8 @@ fn send(
     match rustix::fs::sendfile(stream, arena.file(), Some(&mut offset), len) {
         Ok(n) => Ok((written + n, n)),
         // The head went out: report it; the error (a full buffer, a reset) comes back on
-        // the next write, which starts with the body.
+        // the next write, which starts with the body. (`sendfile` has no MSG_NOSIGNAL: on a
+        // reset socket it raises SIGPIPE, which the Rust runtime ignores in our binary.)
         Err(_) if written > 0 => Ok((written, 0)),
         Err(Errno::AGAIN) => Err(io::ErrorKind::WouldBlock.into()),
         Err(e) => Err(e.into()),
