@@ -215,8 +215,9 @@ impl App {
 }
 
 /// The body arena for the settings: with the hot cache and `sendfile` on, twice the cache
-/// budget (see [`crate::sendfile`]). A system that cannot make one (no `memfd_create`) is
-/// logged, and the server copies bodies as before.
+/// budget (see [`crate::sendfile`]). A system that cannot make one (no `memfd_create`, no
+/// hole punching, shared memory forced to huge pages, not Linux) is logged, and the server
+/// copies bodies as before.
 fn body_arena(settings: &Settings) -> Option<Arc<BodyArena>> {
     if !settings.sendfile || settings.cache_size == 0 || settings.cache_max_object == 0 {
         return None;
