@@ -6,7 +6,9 @@
 //! [`BodyArena`]'s mapping, this stream sends the slices before it with `sendmsg(MSG_MORE)`
 //! (so the head and the body's first bytes still leave in one segment) and that slice with
 //! `sendfile` from the memory file at the slice's offset; it reports the bytes written as a
-//! write would, and hyper goes on with the rest. Everything else is an ordinary write.
+//! write would, and hyper goes on with the rest. Everything else is an ordinary write,
+//! including the rest of a slice after a partial write once that rest is no longer over
+//! [`MIN_BODY`] (`cdn_origin_sendfile_bytes_total` counts only what `sendfile` sent).
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
