@@ -67,6 +67,26 @@ pub(super) struct ByteLru {
     evictions: u64,
     /// Moves to the front of the list so far (see the module doc on recency).
     moves: u64,
+    /// Entries taken out (evicted, replaced, removed), to be dropped by the caller after it
+    /// has released the cache's lock ([`ByteLru::take_released`]): dropping the last
+    /// reference to a body in the `sendfile` arena punches its pages out of the memory file, a
+    /// system call that should not hold up every other loop's hits.
+    released: Vec<Entry>,
+}
+
+/// Entries taken out of the cache; drop after releasing the lock.
+#[must_use = "dropped after the cache's lock is released"]
+pub(super) struct Released(
+    // Held only to be dropped where the caller chooses.
+    #[allow(dead_code)] Vec<Entry>,
+);
+
+impl Released {
+    /// Whether nothing was taken out.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl ByteLru {
@@ -77,7 +97,13 @@ impl ByteLru {
             budget,
             evictions: 0,
             moves: 0,
+            released: Vec::new(),
         }
+    }
+
+    /// The entries taken out since the last call, to drop once the lock is released.
+    pub fn take_released(&mut self) -> Released {
+        Released(std::mem::take(&mut self.released))
     }
 
     /// Bytes accounted to the entries held.
@@ -171,6 +197,7 @@ impl ByteLru {
         match self.map.pop(key) {
             Some(entry) => {
                 self.bytes -= entry.weight;
+                self.released.push(entry);
                 true
             }
             None => false,
@@ -249,6 +276,7 @@ impl ByteLru {
             if let Some((_, entry)) = self.map.pop_lru() {
                 self.bytes -= entry.weight;
                 self.evictions += 1;
+                self.released.push(entry);
             }
         }
     }

@@ -142,6 +142,9 @@ impl HotCache {
                 }
             }
         };
+        let released = state.lru.take_released();
+        drop(state);
+        drop(released);
         Ok(fetched)
     }
 

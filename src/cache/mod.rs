@@ -381,10 +381,12 @@ impl HotCache {
         if !self.enabled() {
             return;
         }
-        self.state
-            .write()
-            .lru
-            .put_variant(key, etag, encoding, bytes);
+        let released = {
+            let mut state = self.state.write();
+            state.lru.put_variant(key, etag, encoding, bytes);
+            state.lru.take_released()
+        };
+        drop(released);
     }
 
     /// Drops the entry for `path_or_prefix` (or, with `prefix`, every entry whose key starts
@@ -416,6 +418,9 @@ impl HotCache {
                 k != target
             }
         });
+        let released = state.lru.take_released();
+        drop(state);
+        drop(released);
         tracing::info!(target, prefix, removed, "cache purge");
         removed
     }

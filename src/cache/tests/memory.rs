@@ -119,3 +119,45 @@ async fn purge_by_path_and_by_prefix() {
     assert_eq!(f.lookup("img/a.bin").await.status, CacheStatus::Miss);
     assert_eq!(f.store.gets(), 1);
 }
+
+#[tokio::test]
+async fn entries_taken_out_are_dropped_once_the_lock_is_released_not_kept() {
+    // Evictions, replacements and purges hand their entries to the caller, who drops them
+    // after releasing the lock (an arena body's drop is a system call); none may stay parked.
+    let f = fixture(CacheConfig {
+        budget: 3000,
+        ..config()
+    });
+    for k in ["a", "b", "c"] {
+        f.put(k, vec![b'x'; 1024]).await;
+    }
+    let a = f.lookup("a").await.object.expect("a");
+    assert_eq!(std::sync::Arc::strong_count(&a), 2, "ours and the cache's");
+    // Loading "b" and "c" evicts "a" (two entries fit).
+    f.lookup("b").await;
+    f.lookup("c").await;
+    assert_eq!(
+        std::sync::Arc::strong_count(&a),
+        1,
+        "the evicted entry was dropped"
+    );
+    let c = f.lookup("c").await.object.expect("c");
+    assert_eq!(std::sync::Arc::strong_count(&c), 2);
+    assert_eq!(f.cache.purge("c", false), 1);
+    assert_eq!(
+        std::sync::Arc::strong_count(&c),
+        1,
+        "the purged entry was dropped"
+    );
+    // A variant insert that evicts drops what it evicted too.
+    let b = f.lookup("b").await.object.expect("b");
+    f.lookup("a").await;
+    f.cache
+        .put_variant("a", &a.etag, Encoding::Gzip, Bytes::from(vec![0; 1500]));
+    assert_eq!(
+        std::sync::Arc::strong_count(&b),
+        1,
+        "evicted by the variant"
+    );
+    assert!(f.cache.state.write().lru.take_released().is_empty());
+}
