@@ -67,26 +67,11 @@ pub(super) struct ByteLru {
     evictions: u64,
     /// Moves to the front of the list so far (see the module doc on recency).
     moves: u64,
-    /// Entries taken out (evicted, replaced, removed), to be dropped by the caller after it
-    /// has released the cache's lock ([`ByteLru::take_released`]): dropping the last
+    /// Entries taken out (evicted, replaced, removed), for the cache's write guard to drop
+    /// after it has released the lock ([`ByteLru::take_released`]): dropping the last
     /// reference to a body in the `sendfile` arena punches its pages out of the memory file, a
     /// system call that should not hold up every other loop's hits.
     released: Vec<Entry>,
-}
-
-/// Entries taken out of the cache; drop after releasing the lock.
-#[must_use = "dropped after the cache's lock is released"]
-pub(super) struct Released(
-    // Held only to be dropped where the caller chooses.
-    #[allow(dead_code)] Vec<Entry>,
-);
-
-impl Released {
-    /// Whether nothing was taken out.
-    #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl ByteLru {
@@ -102,8 +87,8 @@ impl ByteLru {
     }
 
     /// The entries taken out since the last call, to drop once the lock is released.
-    pub fn take_released(&mut self) -> Released {
-        Released(std::mem::take(&mut self.released))
+    pub fn take_released(&mut self) -> Vec<Entry> {
+        std::mem::take(&mut self.released)
     }
 
     /// Bytes accounted to the entries held.

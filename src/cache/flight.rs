@@ -109,7 +109,7 @@ impl HotCache {
             tracing::debug!(key, %error, "cache fill failed");
         }
         let now = Instant::now();
-        let mut state = self.state.write();
+        let mut state = self.write_state();
         let registered = state.flights.get(&key).is_some_and(|f| f.id == id);
         if registered {
             state.flights.remove(&key);
@@ -142,9 +142,6 @@ impl HotCache {
                 }
             }
         };
-        let released = state.lru.take_released();
-        drop(state);
-        drop(released);
         Ok(fetched)
     }
 

@@ -51,7 +51,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::encoding::Encoding;
 use crate::etag::ETag;
@@ -198,7 +198,7 @@ impl HotCache {
             return Ok(lookup);
         }
         let plan = {
-            let mut state = self.state.write();
+            let mut state = self.write_state();
             self.plan(&mut state, key, now)
         };
         let (flight, collapsed, stale) = match plan {
@@ -254,7 +254,7 @@ impl HotCache {
             (self.fresh(entry, now)?, promote)
         };
         if promote {
-            self.state.write().lru.promote(key);
+            self.write_state().lru.promote(key);
         }
         Some(lookup)
     }
@@ -381,12 +381,9 @@ impl HotCache {
         if !self.enabled() {
             return;
         }
-        let released = {
-            let mut state = self.state.write();
-            state.lru.put_variant(key, etag, encoding, bytes);
-            state.lru.take_released()
-        };
-        drop(released);
+        self.write_state()
+            .lru
+            .put_variant(key, etag, encoding, bytes);
     }
 
     /// Drops the entry for `path_or_prefix` (or, with `prefix`, every entry whose key starts
@@ -395,7 +392,7 @@ impl HotCache {
     /// store their answers.
     pub fn purge(&self, path_or_prefix: &str, prefix: bool) -> usize {
         let target = path_or_prefix.trim_start_matches('/');
-        let mut state = self.state.write();
+        let mut state = self.write_state();
         let mut removed = if prefix {
             state.lru.remove_prefix(target)
         } else {
@@ -418,11 +415,14 @@ impl HotCache {
                 k != target
             }
         });
-        let released = state.lru.take_released();
         drop(state);
-        drop(released);
         tracing::info!(target, prefix, removed, "cache purge");
         removed
+    }
+
+    /// The exclusive lock on the state; see [`StateWrite`].
+    fn write_state(&self) -> StateWrite<'_> {
+        StateWrite(Some(self.state.write()))
     }
 
     /// Current counters and gauges.
@@ -436,6 +436,36 @@ impl HotCache {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             stale: self.stale.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The cache's exclusive lock. The entries the LRU takes out while it is held (evicted,
+/// replaced, purged) are dropped after the lock is released, so that what their drop costs
+/// (a `sendfile` arena body punches its pages out of the memory file) never holds up other
+/// loops' hits.
+struct StateWrite<'a>(Option<RwLockWriteGuard<'a, State>>);
+
+impl std::ops::Deref for StateWrite<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        self.0.as_deref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for StateWrite<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.0.as_deref_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for StateWrite<'_> {
+    fn drop(&mut self) {
+        if let Some(mut guard) = self.0.take() {
+            let released = guard.lru.take_released();
+            drop(guard);
+            drop(released);
         }
     }
 }

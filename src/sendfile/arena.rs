@@ -116,11 +116,6 @@ impl BodyArena {
         }))
     }
 
-    /// The arena's size in bytes.
-    pub fn capacity(&self) -> u64 {
-        self.map.len() as u64
-    }
-
     /// Bytes of the ranges that live bodies hold (whole pages).
     pub fn held(&self) -> u64 {
         self.held.load(Ordering::Relaxed)

@@ -21,19 +21,17 @@
 //!
 //! The arena is used only with the hot cache on and the `sendfile` setting on (the default).
 //! Where the memory file cannot be made (a sandbox that forbids `memfd_create`; any system
-//! but Linux, where `portable.rs` stands in) the server logs it once and copies, as it always
-//! did.
+//! but Linux, where `portable.rs` stands in for the arena) the server logs it once and
+//! copies, as it always did.
 
 #[cfg(target_os = "linux")]
 mod arena;
 #[cfg(not(target_os = "linux"))]
 mod portable;
-#[cfg(target_os = "linux")]
 mod socket;
 
 #[cfg(target_os = "linux")]
 pub use arena::{BodyArena, MAX_BODY, MIN_BODY};
 #[cfg(not(target_os = "linux"))]
-pub use portable::{BodyArena, MAX_BODY, MIN_BODY, ZeroCopyStream};
-#[cfg(target_os = "linux")]
+pub use portable::{BodyArena, MAX_BODY, MIN_BODY};
 pub use socket::ZeroCopyStream;

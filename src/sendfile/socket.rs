@@ -15,12 +15,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use rustix::io::Errno;
-use rustix::net::{SendAncillaryBuffer, SendFlags};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::arena::{BodyArena, MIN_BODY};
+use super::{BodyArena, MIN_BODY};
 use crate::metrics::Metrics;
 
 /// A TCP stream whose writes send arena slices with `sendfile`.
@@ -61,6 +59,7 @@ fn arena_slice(arena: &BodyArena, bufs: &[IoSlice<'_>]) -> Option<(usize, u64)> 
 /// Sends `before` with `MSG_MORE`, then `len` bytes of the arena file from `offset`. Returns
 /// the bytes written in all and those that `sendfile` wrote. A `WouldBlock` comes back only
 /// when nothing was written.
+#[cfg(target_os = "linux")]
 fn send(
     stream: &TcpStream,
     arena: &BodyArena,
@@ -74,8 +73,8 @@ fn send(
         written = rustix::net::sendmsg(
             stream,
             before,
-            &mut SendAncillaryBuffer::default(),
-            SendFlags::MORE | SendFlags::NOSIGNAL,
+            &mut rustix::net::SendAncillaryBuffer::default(),
+            rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL,
         )?;
         if written < head {
             return Ok((written, 0));
@@ -88,9 +87,21 @@ fn send(
         // the next write, which starts with the body. (`sendfile` has no MSG_NOSIGNAL: on a
         // reset socket it raises SIGPIPE, which the Rust runtime ignores in our binary.)
         Err(_) if written > 0 => Ok((written, 0)),
-        Err(Errno::AGAIN) => Err(io::ErrorKind::WouldBlock.into()),
+        Err(rustix::io::Errno::AGAIN) => Err(io::ErrorKind::WouldBlock.into()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Elsewhere there is never an arena (`portable.rs`), so nothing is sent from one.
+#[cfg(not(target_os = "linux"))]
+fn send(
+    _stream: &TcpStream,
+    arena: &BodyArena,
+    _before: &[IoSlice<'_>],
+    _offset: u64,
+    _len: usize,
+) -> io::Result<(usize, usize)> {
+    match *arena {}
 }
 
 impl AsyncRead for ZeroCopyStream {
