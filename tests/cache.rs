@@ -321,23 +321,11 @@ async fn purge_drops_entries_by_path_and_prefix_behind_a_token() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let res = c
-        .post(srv.url("/_admin/purge"))
-        .bearer_auth(token)
-        .body(r#"{"prefix":"/assets/"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.text().await.unwrap(), r#"{"purged":2}"#);
-    let res = c
-        .post(srv.url("/_admin/purge"))
-        .bearer_auth(token)
-        .body(r#"{"path":"/other.bin"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.text().await.unwrap(), r#"{"purged":1}"#);
+    let (status, text) = purge(&srv, token, r#"{"prefix":"/assets/"}"#).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(text, r#"{"purged":2}"#);
+    let (_, text) = purge(&srv, token, r#"{"path":"/other.bin"}"#).await;
+    assert_eq!(text, r#"{"purged":1}"#);
     let gets = store.gets();
     get_ok(&srv, "/other.bin").await;
     assert_eq!(store.gets(), gets + 1, "a purged entry is fetched again");
@@ -366,19 +354,7 @@ async fn a_cached_not_found_remembers_its_index_until_the_index_is_purged() {
             (res.status(), h(&res, "location").to_string())
         }
     };
-    let purge = |body: &'static str| {
-        let url = srv.url("/_admin/purge");
-        async move {
-            let res = client()
-                .post(url)
-                .bearer_auth(token)
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), StatusCode::OK);
-        }
-    };
+
     for (name, purge_body) in [
         ("docs", r#"{"path":"/docs/index.html"}"#),
         ("guide", r#"{"prefix":"/guide/"}"#),
@@ -402,7 +378,7 @@ async fn a_cached_not_found_remembers_its_index_until_the_index_is_purged() {
             .unwrap();
         assert_eq!(status(path).await.0, StatusCode::NOT_FOUND);
         // Purging the index forgets the not-found that remembered it.
-        purge(purge_body).await;
+        assert_eq!(purge(&srv, token, purge_body).await.0, StatusCode::OK);
         let (code, location) = status(path).await;
         assert_eq!(code, StatusCode::PERMANENT_REDIRECT, "{name}");
         assert_eq!(location, format!("{path}/"));

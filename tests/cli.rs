@@ -33,6 +33,30 @@ fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// The binary serving `dir` on `port` with JSON logs on its piped stderr (`RUST_LOG` and
+/// `CDN_ORIGIN_ACCESS_LOG` unset, so only `args` decide), once it accepts connections.
+async fn spawn_json_logging(
+    dir: &std::path::Path,
+    port: u16,
+    args: &[&str],
+) -> tokio::process::Child {
+    let child = tokio::process::Command::new(BIN)
+        .arg(dir)
+        .args(["--log-format", "json"])
+        .args(args)
+        .env("CDN_ORIGIN_LISTEN", format!("127.0.0.1:{port}"))
+        .env_remove("RUST_LOG")
+        .env_remove("CDN_ORIGIN_ACCESS_LOG")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for(port).await;
+    child
+}
+
 async fn wait_for(port: u16) {
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -261,20 +285,13 @@ async fn the_access_log_has_one_line_per_request_with_the_bytes_sent() {
         .collect();
     std::fs::write(dir.path().join("huge.css"), &noisy).unwrap();
     let port = free_port();
-    let mut child = tokio::process::Command::new(BIN)
-        .arg(dir.path())
-        .args(["--access-log", "--log-format", "json"])
-        .args(["--cache-max-object", "64KiB"])
-        .env("CDN_ORIGIN_LISTEN", format!("127.0.0.1:{port}"))
-        .env_remove("RUST_LOG")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = spawn_json_logging(
+        dir.path(),
+        port,
+        &["--access-log", "--cache-max-object", "64KiB"],
+    )
+    .await;
     let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    wait_for(port).await;
     let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
     let c = client();
     let get = |path: &'static str, encoding: Option<&'static str>, head: bool| {
@@ -384,19 +401,7 @@ async fn without_the_access_log_no_request_is_logged() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("small.txt"), b"hello\n").unwrap();
     let port = free_port();
-    let mut child = tokio::process::Command::new(BIN)
-        .arg(dir.path())
-        .args(["--log-format", "json"])
-        .env("CDN_ORIGIN_LISTEN", format!("127.0.0.1:{port}"))
-        .env_remove("RUST_LOG")
-        .env_remove("CDN_ORIGIN_ACCESS_LOG")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    wait_for(port).await;
+    let mut child = spawn_json_logging(dir.path(), port, &[]).await;
     let c = client();
     for path in ["/small.txt", "/missing.txt"] {
         let res = c

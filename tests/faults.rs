@@ -269,10 +269,7 @@ async fn truncated_bodies_abort_the_response_and_are_never_cached() {
         );
     }
     // Over HTTP/2 the stream is reset instead; a client must see an error, not a short body.
-    let h2 = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let h2 = h2_client();
     match h2.get(srv.url("/large.bin")).send().await {
         // Reset before the client took the head: an error too.
         Err(e) => eprintln!("h2: reset before the head: {e}"),

@@ -545,11 +545,7 @@ async fn large_objects_get_a_derived_etag_and_ranges_read_only_their_bytes() {
 async fn http2_cleartext_is_served() {
     let dir = local_fixtures();
     let srv = start(args(dir.path()), None).await;
-    let c = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
-    let res = c.get(srv.url("/hello.txt")).send().await.unwrap();
+    let res = h2_client().get(srv.url("/hello.txt")).send().await.unwrap();
     assert_eq!(res.version(), reqwest::Version::HTTP_2);
     assert_eq!(res.text().await.unwrap(), "hello, world\n");
     srv.stop().await;

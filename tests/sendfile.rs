@@ -131,11 +131,7 @@ async fn cached_bodies_go_out_with_sendfile_whole_in_ranges_and_pipelined() {
     // Every body over 16 KiB and up to 96 KiB, and only those, went through sendfile.
     assert_eq!(sendfile_bytes(&srv), 2 * 90_000 + 50_000 + 50_000 + 40_000);
     // HTTP/2 clients get the same bytes; its default 16 KiB frames are copied as before.
-    let h2 = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
-    let got = h2.get(srv.url("/big.bin")).send().await.unwrap();
+    let got = h2_client().get(srv.url("/big.bin")).send().await.unwrap();
     assert_eq!(got.version(), reqwest::Version::HTTP_2);
     assert!(got.bytes().await.unwrap() == big);
     let before = 2 * 90_000 + 50_000 + 50_000 + 40_000;
@@ -249,15 +245,8 @@ async fn bytes_in_flight_are_unchanged_when_their_memory_goes_to_another_body() 
     }
     let one_body = arena.held();
     assert!(one_body >= 40_000, "the first body is in the arena");
-    let c = client();
-    let res = c
-        .post(srv.url("/_admin/purge"))
-        .bearer_auth(token)
-        .body(r#"{"path":"/first.bin"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.text().await.unwrap(), r#"{"purged":1}"#);
+    let (_, text) = purge(&srv, token, r#"{"path":"/first.bin"}"#).await;
+    assert_eq!(text, r#"{"purged":1}"#);
     // Released once the entry is purged and the response is done with it.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while arena.held() > 0 {
@@ -267,7 +256,7 @@ async fn bytes_in_flight_are_unchanged_when_their_memory_goes_to_another_body() 
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let got = c.get(srv.url("/second.bin")).send().await.unwrap();
+    let got = client().get(srv.url("/second.bin")).send().await.unwrap();
     assert!(got.bytes().await.unwrap() == second);
     assert_eq!(
         arena.held(),

@@ -107,6 +107,26 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// A client that speaks HTTP/2 from the first byte (h2c, prior knowledge).
+pub fn h2_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+}
+
+/// POSTs `body` to `/_admin/purge` with `token` as the bearer; the status and the answer.
+pub async fn purge(srv: &TestServer, token: &str, body: &str) -> (reqwest::StatusCode, String) {
+    let res = client()
+        .post(srv.url("/_admin/purge"))
+        .bearer_auth(token)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    (res.status(), res.text().await.unwrap())
+}
+
 /// Sends `request` verbatim and returns everything the server sent until it closed (or 5 s).
 pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
