@@ -96,11 +96,7 @@ impl Outcome {
 
 /// Serves one object request (every path that is not an internal endpoint) as it `arrived`
 /// (the cache's freshness is judged at its instant: no second clock reading).
-pub async fn handle(
-    app: &Arc<App>,
-    req: &Request<hyper::body::Incoming>,
-    arrived: &Arrival<'_>,
-) -> Outcome {
+pub async fn handle<B>(app: &Arc<App>, req: &Request<B>, arrived: &Arrival<'_>) -> Outcome {
     let method = match *req.method() {
         http::Method::GET => ObjectMethod::Get,
         http::Method::HEAD => ObjectMethod::Head,

@@ -12,15 +12,28 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use subtle::ConstantTimeEq;
 
 use crate::app::App;
 use crate::pipeline::{self, Arrival};
 use crate::response::{self, Body};
 
-/// Handles one request.
-pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
+/// Handles one request (hyper's: `B` is its request body).
+pub async fn route<B>(app: &Arc<App>, req: Request<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if req.method() == Method::POST && is_purge(app, req.uri().path()) {
+        return purge(app, req).await;
+    }
+    answer(app, &req).await
+}
+
+/// Handles a request whose body is not read: every request but the purge `POST`. Our own
+/// HTTP/1 layer (`server::http1`) calls this for its `GET` and `HEAD` requests, and keeps the
+/// request (its field map's memory) for the next one.
+pub async fn answer<B>(app: &Arc<App>, req: &Request<B>) -> Response<Body> {
     let started = Instant::now();
     let path = req.uri().path();
     let internal = matches!(
@@ -44,13 +57,16 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
         };
         return internal_response(status, body, content_type, head);
     }
-    if path == "/_admin/purge" && app.settings.purge_token.is_some() {
-        return purge(app, req).await;
+    if is_purge(app, path) {
+        let mut res = response::plain(StatusCode::METHOD_NOT_ALLOWED, "use POST\n", None);
+        res.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return res;
     }
-    let arrival = Arrival::of(&req, started);
+    let arrival = Arrival::of(req, started);
     // `then`, not `then_some`: a guard built and dropped at once would write its line.
     let unanswered = app.settings.access_log.then(|| Unanswered(&arrival));
-    let outcome = pipeline::handle(app, &req, &arrival).await;
+    let outcome = pipeline::handle(app, req, &arrival).await;
     if let Some(unanswered) = unanswered {
         unanswered.answered();
     }
@@ -119,15 +135,18 @@ fn internal_response(
     res
 }
 
+/// Whether `path` is the purge endpoint, which exists only when a token is configured.
+fn is_purge(app: &App, path: &str) -> bool {
+    path == "/_admin/purge" && app.settings.purge_token.is_some()
+}
+
 /// `POST /_admin/purge` with `Authorization: Bearer TOKEN` and a JSON body
 /// `{"path": "/a.css"}` or `{"prefix": "/assets/"}`; answers `{"purged": N}`.
-async fn purge(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
-    if req.method() != Method::POST {
-        let mut res = response::plain(StatusCode::METHOD_NOT_ALLOWED, "use POST\n", None);
-        res.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return res;
-    }
+async fn purge<B>(app: &Arc<App>, req: Request<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let expected = app.settings.purge_token.as_deref().unwrap_or_default();
     let given = req
         .headers()
