@@ -337,6 +337,10 @@ pub struct ServeArgs {
     /// without copying them (Linux; default on).
     #[arg(long, env = "CDN_ORIGIN_SENDFILE", num_args = 0..=1, default_missing_value = "true")]
     pub sendfile: Option<bool>,
+    /// Serve plain HTTP/1.1 GET and HEAD requests with cdn-origin's own HTTP/1 layer, and
+    /// everything else with hyper (default on; off: hyper serves every request).
+    #[arg(long, env = "CDN_ORIGIN_FAST_HTTP1", num_args = 0..=1, default_missing_value = "true")]
+    pub fast_http1: Option<bool>,
     /// Hot cache budget (0 disables the cache).
     #[arg(long, env = "CDN_ORIGIN_CACHE_SIZE")]
     pub cache_size: Option<ByteSize>,
@@ -424,6 +428,7 @@ struct FileConfig {
     etag_hash_limit: Option<ByteSize>,
     warm_up: Option<bool>,
     sendfile: Option<bool>,
+    fast_http1: Option<bool>,
     #[serde(default, deserialize_with = "from_str_value")]
     cache_size: Option<ByteSize>,
     #[serde(default, deserialize_with = "from_str_value")]
@@ -550,6 +555,9 @@ pub struct Settings {
     /// Cached bodies of 16-96 KiB in a memory file, sent with `sendfile` (see
     /// [`crate::sendfile`]).
     pub sendfile: bool,
+    /// Plain HTTP/1.1 GET and HEAD requests served by our own HTTP/1 layer (see
+    /// [`crate::server::http1`]); the rest, or all with this off, by hyper.
+    pub fast_http1: bool,
     /// Hot cache budget in bytes.
     pub cache_size: u64,
     /// Largest cached object.
@@ -659,6 +667,7 @@ impl Settings {
             etag_hash_limit: pick!(etag_hash_limit, mib(8)).0,
             warm_up: pick!(warm_up, false),
             sendfile: pick!(sendfile, true),
+            fast_http1: pick!(fast_http1, true),
             cache_size: pick!(cache_size, mib(256)).0,
             cache_max_object: pick!(cache_max_object, mib(8)).0,
             revalidate_after: pick!(revalidate_after, secs(30)).0,

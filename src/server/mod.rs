@@ -11,6 +11,7 @@
 //! to the drain timeout, then return so the process exits 0.
 
 pub mod deadlines;
+pub mod http1;
 pub mod loops;
 
 use std::convert::Infallible;
@@ -27,6 +28,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::sendfile::ZeroCopyStream;
@@ -94,7 +96,10 @@ impl Server {
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(settings.header_read_timeout.min(Duration::from_secs(20)));
         let builder = Arc::new(builder);
+        // Connections served by hyper drain through `graceful`; those of our HTTP/1 layer
+        // watch `stop`, and hold a watcher of `graceful` so that its drain waits for them too.
         let graceful = GracefulShutdown::new();
+        let stop = CancellationToken::new();
         let permits = Arc::new(Semaphore::new(settings.max_connections));
         tracing::info!(
             addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -132,6 +137,7 @@ impl Server {
                         app: app.clone(),
                         builder: builder.clone(),
                         watcher: graceful.watcher(),
+                        stop: stop.clone(),
                         peer,
                         _permit: permit,
                     };
@@ -145,6 +151,7 @@ impl Server {
             drain_timeout_s = settings.drain_timeout.as_secs_f64(),
             "shutting down: draining connections"
         );
+        stop.cancel();
         tokio::select! {
             () = graceful.shutdown() => tracing::info!("all connections drained"),
             () = tokio::time::sleep(settings.drain_timeout) => {
@@ -170,18 +177,22 @@ struct Connection {
     app: Arc<App>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     watcher: Watcher,
+    stop: CancellationToken,
     peer: SocketAddr,
     /// Held for the life of the connection (the connection cap).
     _permit: OwnedSemaphorePermit,
 }
 
 impl Connection {
-    /// Serves the connection to its end, on the event loop that polls this future.
+    /// Serves the connection to its end, on the event loop that polls this future: with our
+    /// HTTP/1 layer ([`http1`]) first, and with hyper from the first request that layer hands
+    /// over (or from the start, with `fast_http1` off).
     async fn serve(self, stream: std::net::TcpStream) {
         let Connection {
             app,
             builder,
             watcher,
+            stop,
             peer,
             _permit,
         } = self;
@@ -198,21 +209,44 @@ impl Connection {
         // a connection must also have produced its first request within that time on either
         // protocol, or it is dropped (h2c slowloris: a dribbled preface or request head).
         let head = deadlines::HeadSignal::default();
-        let app_for_conn = app.clone();
-        let head_in_service = head.clone();
-        let service = service_fn(move |req| {
-            let answering = head_in_service.head_complete();
-            let app = app_for_conn.clone();
-            async move {
-                let res = crate::router::route(&app, req).await;
-                Ok::<_, Infallible>(res.map(|body| deadlines::AnsweredBody::new(body, answering)))
-            }
-        });
         let stream = ZeroCopyStream::new(stream, app.arena.clone(), Some(app.metrics.clone()));
-        let io = deadlines::Deadlines::new(stream, settings.idle_timeout)
-            .with_head_timeout(settings.header_read_timeout, head.clone());
-        let io = TokioIo::new(io);
-        let conn = watcher.watch(builder.serve_connection(io, service).into_owned());
+        // Boxed: hyper takes an owned, `Unpin` I/O when the connection is handed over.
+        let mut io = Box::pin(
+            deadlines::Deadlines::new(stream, settings.idle_timeout)
+                .with_head_timeout(settings.header_read_timeout, head.clone()),
+        );
+        let conn = async {
+            let rest = if settings.fast_http1 {
+                let serving = http1::Serving {
+                    app: &app,
+                    signal: &head,
+                    stop: &stop,
+                };
+                match http1::serve(&mut io, serving).await {
+                    Ok(http1::Ended::Closed) => return Ok(()),
+                    Ok(http1::Ended::HandOff(rest)) => rest,
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                bytes::Bytes::new()
+            };
+            let app_for_conn = app.clone();
+            let head_in_service = head.clone();
+            let service = service_fn(move |req| {
+                let answering = head_in_service.head_complete();
+                let app = app_for_conn.clone();
+                async move {
+                    let res = crate::router::route(&app, req).await;
+                    Ok::<_, Infallible>(
+                        res.map(|body| deadlines::AnsweredBody::new(body, answering)),
+                    )
+                }
+            });
+            let io = TokioIo::new(http1::Prefixed::new(rest, io));
+            watcher
+                .watch(builder.serve_connection(io, service).into_owned())
+                .await
+        };
         tokio::pin!(conn);
         let deadline = tokio::time::sleep(settings.header_read_timeout);
         tokio::pin!(deadline);

@@ -1,0 +1,318 @@
+//! Our HTTP/1 layer (`src/server/http1`) against hyper's, over real sockets: the same raw
+//! requests sent to a server with the layer on (the default) and to one with it off must get
+//! the same bytes back, but for the `date` values; and what the layer writes holds on its own
+//! (framing, `HEAD`, `304`, `connection: close`, pipelining, hand-off to hyper mid-connection,
+//! shutdown).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::TestServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Sends `request` on a fresh connection and reads until the server closes it (or 5 s).
+async fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    out
+}
+
+/// The response bytes as text, with what differs between two servers by design replaced by
+/// markers: `date` values, multipart boundaries (random) and `Cache-Status` TTLs (counting
+/// down).
+fn comparable(raw: &[u8]) -> String {
+    let mut text = String::from_utf8_lossy(raw).into_owned();
+    if let Some(at) = text.find("boundary=") {
+        let start = at + "boundary=".len();
+        let end = text[start..]
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .map_or(text.len(), |n| start + n);
+        let boundary = text[start..end].to_string();
+        text = text.replace(&boundary, "<boundary>");
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    let next = |r: &str| {
+        [r.find("\r\ndate: "), r.find("; ttl=")]
+            .into_iter()
+            .flatten()
+            .min()
+    };
+    while let Some(at) = next(rest) {
+        let (marker, skip) = if rest[at..].starts_with("; ttl=") {
+            let digits = rest[at + 6..]
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(0);
+            ("; ttl=<ttl>", 6 + digits)
+        } else {
+            ("\r\ndate: <date>", "\r\ndate: ".len() + 29)
+        };
+        out.push_str(&rest[..at]);
+        out.push_str(marker);
+        rest = &rest[(at + skip).min(rest.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
+async fn pair() -> (tempfile::TempDir, TestServer, TestServer) {
+    let dir = common::local_fixtures();
+    let ours = common::start(common::args(dir.path()), None).await;
+    let mut args = common::args(dir.path());
+    args.fast_http1 = Some(false);
+    let hyper = common::start(args, None).await;
+    (dir, ours, hyper)
+}
+
+/// Requests of every kind, each ending its connection: the last request of each says
+/// `Connection: close`, or is one that hyper answers by closing.
+fn requests() -> Vec<Vec<u8>> {
+    let close = "Host: t\r\nConnection: close\r\n\r\n";
+    let mut list: Vec<String> = vec![
+        format!("GET /hello.txt HTTP/1.1\r\n{close}"),
+        format!("HEAD /style.css HTTP/1.1\r\n{close}"),
+        format!("GET /style.css HTTP/1.1\r\n{close}"),
+        format!("GET /style.css HTTP/1.1\r\nAccept-Encoding: gzip\r\n{close}"),
+        format!("GET /style.css HTTP/1.1\r\nAccept-Encoding: br;q=1, zstd;q=0.5\r\n{close}"),
+        format!("GET /style.css HTTP/1.1\r\nIf-None-Match: *\r\n{close}"),
+        format!("GET /empty.txt HTTP/1.1\r\n{close}"),
+        format!("HEAD /empty.txt HTTP/1.1\r\n{close}"),
+        format!("GET /missing.txt HTTP/1.1\r\n{close}"),
+        format!("HEAD /missing.txt HTTP/1.1\r\n{close}"),
+        format!("GET /data.bin HTTP/1.1\r\nRange: bytes=0-99\r\n{close}"),
+        format!("GET /data.bin HTTP/1.1\r\nRange: bytes=0-1,5-6\r\n{close}"),
+        format!("GET /data.bin HTTP/1.1\r\nRange: bytes=200000-\r\n{close}"),
+        format!("GET /video/clip.mp4 HTTP/1.1\r\nRange: bytes=1000000-1099999\r\n{close}"),
+        format!("GET /video/clip.mp4 HTTP/1.1\r\n{close}"),
+        format!("GET /docs HTTP/1.1\r\n{close}"),
+        format!("GET /docs/ HTTP/1.1\r\n{close}"),
+        format!("GET /naïve%20café.txt HTTP/1.1\r\n{close}"),
+        format!("GET /.env HTTP/1.1\r\n{close}"),
+        format!("GET /../etc/passwd HTTP/1.1\r\n{close}"),
+        format!("GET /health HTTP/1.1\r\n{close}"),
+        format!("HEAD /health HTTP/1.1\r\n{close}"),
+        format!("GET /hello.txt HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n"),
+        // Pipelined: ours, then hyper's from the POST on, in order.
+        format!(
+            "GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nHEAD /index.html HTTP/1.1\r\nHost: t\r\n\r\n\
+             POST /_admin/purge HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{{}}\
+             GET /img/logo.png HTTP/1.1\r\n{close}"
+        ),
+        format!("GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /hello.txt HTTP/1.0\r\n\r\n"),
+        // Handed over: HTTP/1.0, a body, other methods and forms, bad heads.
+        "GET /hello.txt HTTP/1.0\r\n\r\n".to_string(),
+        format!("GET /hello.txt HTTP/1.1\r\nContent-Length: 0\r\n{close}"),
+        format!("OPTIONS /hello.txt HTTP/1.1\r\n{close}"),
+        format!("OPTIONS * HTTP/1.1\r\n{close}"),
+        format!("DELETE /hello.txt HTTP/1.1\r\n{close}"),
+        format!("GET http://t/hello.txt HTTP/1.1\r\n{close}"),
+        format!("GET /hello.txt HTTP/1.1\r\nExpect: 100-continue\r\n{close}"),
+        format!("GET /hello.txt HTTP/1.1\r\nTransfer-Encoding: chunked\r\n{close}0\r\n\r\n"),
+        "GET /hello.txt HTTP/1.1\r\nBad Header: x\r\n\r\n".to_string(),
+        "GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n".to_string(),
+        "GARBAGE\r\n\r\n".to_string(),
+        format!("GET /{} HTTP/1.1\r\n{close}", "a".repeat(70_000)),
+        format!(
+            "GET /hello.txt HTTP/1.1\r\n{}{close}",
+            "X-Many: y\r\n".repeat(101)
+        ),
+    ];
+    list.push(format!(
+        "GET /hello.txt HTTP/1.1\r\nX-Big: {}\r\n{close}",
+        "b".repeat(70_000)
+    ));
+    list.into_iter().map(String::into_bytes).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_layer_answers_byte_for_byte_as_hyper_does() {
+    let (_dir, ours, hyper) = pair().await;
+    for request in requests() {
+        let a = exchange(ours.addr, &request).await;
+        let b = exchange(hyper.addr, &request).await;
+        let shown = String::from_utf8_lossy(&request[..request.len().min(200)]).into_owned();
+        assert!(!b.is_empty(), "hyper answered nothing to {shown:?}");
+        assert_eq!(
+            comparable(&a),
+            comparable(&b),
+            "different answers to {shown:?}"
+        );
+    }
+    ours.stop().await;
+    hyper.stop().await;
+}
+
+/// Splits raw responses at their heads; returns (head, body) pairs, bodies by content-length.
+fn responses(mut raw: &[u8], heads: &[bool]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for &is_head in heads {
+        let end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a complete head")
+            + 4;
+        let head = String::from_utf8(raw[..end].to_vec()).unwrap();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        let body_len = if is_head || head.starts_with("HTTP/1.1 304") {
+            0
+        } else {
+            len
+        };
+        out.push((head, raw[end..end + body_len].to_vec()));
+        raw = &raw[end + body_len..];
+    }
+    assert!(
+        raw.is_empty(),
+        "left over: {:?}",
+        String::from_utf8_lossy(raw)
+    );
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_get_their_answers_in_order_and_framed() {
+    let dir = common::local_fixtures();
+    let srv = common::start(common::args(dir.path()), None).await;
+    let style = std::fs::read(dir.path().join("style.css")).unwrap();
+    let tag = {
+        let res = common::client()
+            .get(srv.url("/style.css"))
+            .send()
+            .await
+            .unwrap();
+        res.headers()["etag"].to_str().unwrap().to_string()
+    };
+    let request = format!(
+        "GET /style.css HTTP/1.1\r\nHost: t\r\n\r\n\
+         HEAD /style.css HTTP/1.1\r\nHost: t\r\n\r\n\
+         GET /style.css HTTP/1.1\r\nHost: t\r\nIf-None-Match: {tag}\r\n\r\n\
+         GET /nope HTTP/1.1\r\nHost: t\r\n\r\n\
+         GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    );
+    let raw = exchange(srv.addr, request.as_bytes()).await;
+    let got = responses(&raw, &[false, true, false, false, false]);
+    assert!(got[0].0.starts_with("HTTP/1.1 200 OK\r\n"), "{}", got[0].0);
+    assert_eq!(got[0].1, style);
+    assert!(
+        got[1]
+            .0
+            .contains(&format!("content-length: {}\r\n", style.len()))
+    );
+    assert!(got[1].1.is_empty());
+    assert!(got[2].0.starts_with("HTTP/1.1 304 Not Modified\r\n"));
+    assert!(!got[2].0.contains("content-length"), "{}", got[2].0);
+    assert!(got[2].0.contains(&format!("etag: {tag}\r\n")));
+    assert!(got[3].0.starts_with("HTTP/1.1 404 Not Found\r\n"));
+    assert!(got[4].0.contains("\r\nconnection: close\r\n"));
+    assert_eq!(got[4].1, b"hello, world\n");
+    for (head, _) in &got {
+        assert_eq!(head.matches("\r\ndate: ").count(), 1, "{head}");
+        assert!(!head.contains("transfer-encoding"), "{head}");
+        assert_eq!(
+            head.matches("\r\nconnection:").count(),
+            usize::from(head.contains("close"))
+        );
+    }
+    srv.stop().await;
+}
+
+/// A body compressed as it is sent has no length: it goes out chunked, and decodes whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_of_unknown_length_is_sent_chunked() {
+    let dir = common::local_fixtures();
+    let srv = common::start(common::args(dir.path()), None).await;
+    let style = std::fs::read(dir.path().join("style.css")).unwrap();
+    let raw = exchange(
+        srv.addr,
+        b"GET /style.css HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    assert!(head.contains("content-encoding: gzip\r\n"), "{head}");
+    // Chunked unless the cache had a compressed copy of known length already.
+    let body = if head.contains("transfer-encoding: chunked\r\n") {
+        assert!(!head.contains("content-length"));
+        let mut body = Vec::new();
+        let mut rest = &raw[end..];
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap(), 16).unwrap();
+            rest = &rest[line_end + 2..];
+            if size == 0 {
+                assert_eq!(rest, b"\r\n", "the last chunk ends the message");
+                break;
+            }
+            body.extend_from_slice(&rest[..size]);
+            assert_eq!(&rest[size..size + 2], b"\r\n");
+            rest = &rest[size + 2..];
+        }
+        body
+    } else {
+        raw[end..].to_vec()
+    };
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_end(&mut decoded)
+        .unwrap();
+    assert_eq!(decoded, style);
+    srv.stop().await;
+}
+
+use std::io::Read as _;
+
+/// On shutdown, a connection waiting between requests closes at once, and one being answered
+/// gets its whole answer before it closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_idle_connections_and_finishes_answers() {
+    let dir = common::local_fixtures();
+    let mut args = common::args(dir.path());
+    args.cache_size = Some("0".parse().unwrap());
+    let srv = common::start(args, None).await;
+    let clip = std::fs::read(dir.path().join("video/clip.mp4")).unwrap();
+
+    let mut idle = TcpStream::connect(srv.addr).await.unwrap();
+    idle.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = vec![0u8; 4096];
+    let n = idle.read(&mut first).await.unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200 OK"));
+
+    // A 2 MB answer that this client reads only after the shutdown began.
+    let mut busy = TcpStream::connect(srv.addr).await.unwrap();
+    busy.write_all(b"GET /video/clip.mp4 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut srv = srv;
+    let stopped = srv.signal_stop();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0))),
+        "the idle connection is closed: {closed:?}"
+    );
+
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), busy.read_to_end(&mut raw))
+        .await
+        .expect("the answer ends")
+        .unwrap();
+    let got = responses(&raw, &[false]);
+    assert_eq!(got[0].1, clip);
+    tokio::time::timeout(Duration::from_secs(5), stopped)
+        .await
+        .expect("the server drained")
+        .unwrap();
+}
