@@ -893,7 +893,7 @@ mod tests {
         std::fs::write(
             &path,
             format!(
-                "sources = [\"{}\"]\nevent_loops = 3\n",
+                "sources = [\"{}\"]\nevent_loops = 3\nfast_http1 = false\n",
                 dir.path().display()
             ),
         )
@@ -902,12 +902,16 @@ mod tests {
             config: Some(path),
             ..ServeArgs::default()
         };
-        assert_eq!(Settings::resolve(&from_file).unwrap().event_loops, 3);
+        let resolved = Settings::resolve(&from_file).unwrap();
+        assert_eq!(resolved.event_loops, 3);
+        assert!(!resolved.fast_http1);
         let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         let default = ServeArgs {
             sources: vec![StoreSpec::Local(dir.path().to_path_buf())],
             ..ServeArgs::default()
         };
-        assert_eq!(Settings::resolve(&default).unwrap().event_loops, cpus);
+        let resolved = Settings::resolve(&default).unwrap();
+        assert_eq!(resolved.event_loops, cpus);
+        assert!(resolved.fast_http1, "our HTTP/1 layer is on by default");
     }
 }
