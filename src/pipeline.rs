@@ -35,7 +35,9 @@ use crate::object::Object;
 use crate::policy::PolicySet;
 use crate::range::{self, Multipart, RangeDecision};
 use crate::request::{ObjectMethod, ObjectRequest, PathError, map_path};
-use crate::response::{self, Body, Prepared, RepresentationHeaders, RequestHeaders, Vary};
+use crate::response::{
+    self, Body, Prepared, RepresentationHeaders, RequestHeaders, SharedFields, Vary,
+};
 use crate::store::{BodyStream, ObjectInfo, StoreError};
 
 /// Where the bytes of the selected representation come from.
@@ -80,6 +82,9 @@ pub struct Outcome {
     pub saved_not_modified: u64,
     /// Bytes compression saved.
     pub saved_compression: u64,
+    /// The response's fields when they are prepared fields shared with other responses
+    /// ([`SharedFields`]); the response's own map is then empty.
+    pub shared: Option<SharedFields>,
 }
 
 impl Outcome {
@@ -90,6 +95,20 @@ impl Outcome {
             class: ContentClass::Other,
             saved_not_modified: 0,
             saved_compression: 0,
+            shared: None,
+        }
+    }
+
+    /// The `Content-Length` the response states, if any.
+    fn content_length(&self) -> Option<u64> {
+        match &self.shared {
+            Some(shared) => shared.content_length(),
+            None => self
+                .response
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok()),
         }
     }
 }
@@ -244,6 +263,7 @@ async fn serve(
         class,
         saved_not_modified: 0,
         saved_compression: 0,
+        shared: None,
     };
 
     // 3. select
@@ -323,6 +343,17 @@ async fn serve(
             None => make(rep.len()).into_ok(request_headers()),
         }
     };
+    // The kept fields, shared instead of copied, when the response adds only its
+    // `Cache-Status` to them (see `response::SharedFields`).
+    let shared = |status: StatusCode| {
+        let p = kept.filter(|_| !private && cors.allow_origin.is_none())?;
+        let cache_status = lookup.cache_status_header();
+        Some(if status == StatusCode::NOT_MODIFIED {
+            p.shared_not_modified(cache_status)
+        } else {
+            p.shared_ok(cache_status)
+        })
+    };
 
     // 4. decide
     let validators = Validators {
@@ -334,7 +365,10 @@ async fn serve(
         Precondition::NotModified => {
             let mut res = Response::new(response::empty());
             *res.status_mut() = StatusCode::NOT_MODIFIED;
-            *res.headers_mut() = fields(StatusCode::NOT_MODIFIED);
+            match shared(StatusCode::NOT_MODIFIED) {
+                Some(fields) => outcome.shared = Some(fields),
+                None => *res.headers_mut() = fields(StatusCode::NOT_MODIFIED),
+            }
             outcome.saved_not_modified = rep.len().unwrap_or(object.info.size);
             outcome.response = res;
             return outcome;
@@ -366,12 +400,17 @@ async fn serve(
     {
         outcome.saved_compression = object.info.size.saturating_sub(len);
     }
-    // The 200's fields; a 206 changes what differs.
+    // The 200's fields; a 206 changes what differs. A whole, non-empty 200 may share them
+    // (an empty one's length is written apart from the other fields).
     let mut res = Response::new(response::empty());
-    *res.headers_mut() = fields(StatusCode::OK);
+    let mut shared_fields = None;
     let head_only = oreq.method == ObjectMethod::Head;
     let body: Result<Body, StoreError> = match decision {
         RangeDecision::Full => {
+            match shared(StatusCode::OK).filter(|_| rep.len() != Some(0)) {
+                Some(fields) => shared_fields = Some(fields),
+                None => *res.headers_mut() = fields(StatusCode::OK),
+            }
             if head_only {
                 Ok(response::empty())
             } else {
@@ -381,6 +420,7 @@ async fn serve(
         RangeDecision::Partial(ranges) if ranges.len() == 1 => {
             let r = ranges[0].clone();
             let len = rep.len().unwrap_or(0);
+            *res.headers_mut() = fields(StatusCode::OK);
             *res.status_mut() = StatusCode::PARTIAL_CONTENT;
             let h = res.headers_mut();
             h.insert(header::CONTENT_RANGE, range::content_range(&r, len));
@@ -390,6 +430,7 @@ async fn serve(
         RangeDecision::Partial(ranges) => {
             let len = rep.len().unwrap_or(0);
             let multipart = Multipart::new(&ranges, len, &object.content_type);
+            *res.headers_mut() = fields(StatusCode::OK);
             *res.status_mut() = StatusCode::PARTIAL_CONTENT;
             let h = res.headers_mut();
             h.insert(header::CONTENT_TYPE, multipart.content_type());
@@ -424,6 +465,7 @@ async fn serve(
         Ok(body) => {
             *res.body_mut() = body;
             outcome.response = res;
+            outcome.shared = shared_fields;
         }
         Err(e) => outcome.response = store_failure(&e, policies.error_policy()),
     }
@@ -734,14 +776,7 @@ pub fn record(app: &App, arrival: &Arrival<'_>, outcome: &Outcome) {
         Some(0)
     } else {
         let hint = http_body::Body::size_hint(outcome.response.body());
-        hint.exact().or_else(|| {
-            outcome
-                .response
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-        })
+        hint.exact().or_else(|| outcome.content_length())
     };
     let ended = Instant::now();
     let latency = ended.saturating_duration_since(arrival.started);

@@ -17,7 +17,7 @@
 
 mod prepared;
 
-pub use prepared::Prepared;
+pub use prepared::{Prepared, SharedFields};
 
 use std::io;
 use std::pin::Pin;
@@ -95,6 +95,14 @@ pub fn stream(s: BodyStream) -> Body {
     Body(BodyKind::Stream(
         StreamBody::new(s.map(|r| r.map(http_body::Frame::data))).boxed_unsync(),
     ))
+}
+
+/// Renders one field as an HTTP/1 field line (RFC 9112 section 5): `name: value` and CRLF.
+pub fn field_line(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// `Cache-Status` header name (RFC 9211).

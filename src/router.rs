@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 
 use crate::app::App;
 use crate::pipeline::{self, Arrival};
-use crate::response::{self, Body};
+use crate::response::{self, Body, SharedFields};
 
 /// Handles one request (hyper's: `B` is its request body).
 pub async fn route<B>(app: &Arc<App>, req: Request<B>) -> Response<Body>
@@ -27,13 +27,19 @@ where
     if req.method() == Method::POST && is_purge(app, req.uri().path()) {
         return purge(app, req).await;
     }
-    answer(app, &req).await
+    let (mut response, shared) = answer(app, &req).await;
+    if let Some(shared) = shared {
+        *response.headers_mut() = shared.into_map();
+    }
+    response
 }
 
 /// Handles a request whose body is not read: every request but the purge `POST`. Our own
 /// HTTP/1 layer (`server::http1`) calls this for its `GET` and `HEAD` requests, and keeps the
-/// request (its field map's memory) for the next one.
-pub async fn answer<B>(app: &Arc<App>, req: &Request<B>) -> Response<Body> {
+/// request (its field map's memory) for the next one. When the response's fields are a
+/// prepared set shared with other responses, they come apart ([`SharedFields`]) and the
+/// response's own map is empty.
+pub async fn answer<B>(app: &Arc<App>, req: &Request<B>) -> (Response<Body>, Option<SharedFields>) {
     let started = Instant::now();
     let path = req.uri().path();
     let internal = matches!(
@@ -42,7 +48,7 @@ pub async fn answer<B>(app: &Arc<App>, req: &Request<B>) -> Response<Body> {
     );
     if internal {
         if req.method() != Method::GET && req.method() != Method::HEAD {
-            return response::method_not_allowed();
+            return (response::method_not_allowed(), None);
         }
         let head = req.method() == Method::HEAD;
         let (status, body, content_type) = match path {
@@ -55,13 +61,13 @@ pub async fn answer<B>(app: &Arc<App>, req: &Request<B>) -> Response<Body> {
                 crate::metrics::CONTENT_TYPE,
             ),
         };
-        return internal_response(status, body, content_type, head);
+        return (internal_response(status, body, content_type, head), None);
     }
     if is_purge(app, path) {
         let mut res = response::plain(StatusCode::METHOD_NOT_ALLOWED, "use POST\n", None);
         res.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return res;
+        return (res, None);
     }
     let arrival = Arrival::of(req, started);
     // `then`, not `then_some`: a guard built and dropped at once would write its line.
@@ -71,7 +77,7 @@ pub async fn answer<B>(app: &Arc<App>, req: &Request<B>) -> Response<Body> {
         unanswered.answered();
     }
     pipeline::record(app, &arrival, &outcome);
-    outcome.response
+    (outcome.response, outcome.shared)
 }
 
 /// The access-log line of a request whose future is dropped before it has an answer: an

@@ -9,6 +9,12 @@
 //! replaces the placeholder in place. (A field a request adds, CORS or a range's
 //! `Content-Range`, grows the copy.)
 //!
+//! Most responses need not even the copy: a whole 200 or a 304 whose only own field is its
+//! `Cache-Status` (no private object, no CORS) carries the prepared fields shared
+//! ([`SharedFields`]). Our HTTP/1 layer then writes them from their HTTP/1 rendering, made
+//! once, followed by the `Cache-Status` line; anything else (hyper, HTTP/2, tests) takes the
+//! map the response would have had ([`SharedFields::into_map`]).
+//!
 //! A [`Prepared`] is kept with the policy choice of its object ([`crate::object::Chosen`]),
 //! so a policy reload, or the object requested under another path, prepares anew; and it
 //! records the length and `Vary` it was made for, so a representation whose bytes are not
@@ -16,10 +22,15 @@
 //! the pipeline builds a [`Prepared`] for that response alone, so the fields are written by
 //! this one function either way.
 
-use http::HeaderMap;
-use http::header::HeaderValue;
+use std::sync::{Arc, OnceLock};
 
-use super::{RepresentationHeaders, RequestHeaders, Vary, cache_status_slot, content_headers};
+use bytes::Bytes;
+use http::HeaderMap;
+use http::header::{self, HeaderValue};
+
+use super::{
+    CACHE_STATUS, RepresentationHeaders, RequestHeaders, Vary, cache_status_slot, content_headers,
+};
 use crate::encoding::Encoding;
 
 /// Room for a response's fields, so that building one does not grow the map.
@@ -29,9 +40,9 @@ const CAPACITY: usize = 16;
 #[derive(Debug)]
 pub struct Prepared {
     /// The 200 for the whole representation: representation and content fields.
-    ok: HeaderMap,
+    ok: Arc<PreparedFields>,
     /// The 304: representation fields only (RFC 9110 §15.4.5).
-    not_modified: HeaderMap,
+    not_modified: Arc<PreparedFields>,
     /// The representation's length `ok` states (`None`: not known, no `Content-Length`).
     len: Option<u64>,
     /// The `Vary` both state.
@@ -49,15 +60,18 @@ impl Prepared {
         let representation_fields = || {
             let mut h = HeaderMap::with_capacity(CAPACITY);
             representation.write(&mut h);
-            cache_status_slot(&mut h);
             h
         };
-        let not_modified = representation_fields();
+        // The `Cache-Status` slot last, so that the fields before it are the same bytes on
+        // every response (`PreparedFields::wire`).
+        let mut not_modified = representation_fields();
+        cache_status_slot(&mut not_modified);
         let mut ok = representation_fields();
         content_headers(&mut ok, content_type, encoding, len);
+        cache_status_slot(&mut ok);
         Prepared {
-            ok,
-            not_modified,
+            ok: Arc::new(PreparedFields::new(ok)),
+            not_modified: Arc::new(PreparedFields::new(not_modified)),
             len,
             vary: representation.vary,
         }
@@ -70,28 +84,120 @@ impl Prepared {
 
     /// The fields of a 200 for the whole representation, with the request's on top.
     pub fn ok(&self, request: RequestHeaders) -> HeaderMap {
-        with_request(self.ok.clone(), request)
+        with_request(self.ok.map.clone(), request)
     }
 
     /// The fields of a 304, with the request's on top.
     pub fn not_modified(&self, request: RequestHeaders) -> HeaderMap {
-        with_request(self.not_modified.clone(), request)
+        with_request(self.not_modified.map.clone(), request)
     }
 
     /// [`Prepared::ok`] without a copy, for fields prepared for one response.
     pub fn into_ok(self, request: RequestHeaders) -> HeaderMap {
-        with_request(self.ok, request)
+        with_request(into_map(self.ok), request)
     }
 
     /// [`Prepared::not_modified`] without a copy, for fields prepared for one response.
     pub fn into_not_modified(self, request: RequestHeaders) -> HeaderMap {
-        with_request(self.not_modified, request)
+        with_request(into_map(self.not_modified), request)
     }
+
+    /// The 200's fields, shared, for a response whose only own field is its `Cache-Status`
+    /// ([`SharedFields`]).
+    pub fn shared_ok(&self, cache_status: HeaderValue) -> SharedFields {
+        SharedFields {
+            fields: self.ok.clone(),
+            cache_status,
+        }
+    }
+
+    /// The 304's fields, shared ([`Prepared::shared_ok`]).
+    pub fn shared_not_modified(&self, cache_status: HeaderValue) -> SharedFields {
+        SharedFields {
+            fields: self.not_modified.clone(),
+            cache_status,
+        }
+    }
+}
+
+fn into_map(fields: Arc<PreparedFields>) -> HeaderMap {
+    Arc::try_unwrap(fields).map_or_else(|shared| shared.map.clone(), |f| f.map)
 }
 
 fn with_request(mut h: HeaderMap, request: RequestHeaders) -> HeaderMap {
     request.write(&mut h);
     h
+}
+
+/// One set of prepared fields, ending with the `Cache-Status` slot: the map, and the same
+/// fields but the slot rendered as HTTP/1 field lines, made the first time our HTTP/1 layer
+/// asks for them.
+#[derive(Debug)]
+pub struct PreparedFields {
+    map: HeaderMap,
+    wire: OnceLock<Bytes>,
+    content_length: Option<u64>,
+}
+
+impl PreparedFields {
+    fn new(map: HeaderMap) -> PreparedFields {
+        let content_length = map
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        PreparedFields {
+            map,
+            wire: OnceLock::new(),
+            content_length,
+        }
+    }
+}
+
+/// The fields of a response that are a prepared set's plus the response's own
+/// `Cache-Status`, and nothing else (no private object, no CORS, no range): the pipeline
+/// hands these on instead of a copy of the map. Our HTTP/1 layer writes the prepared set's
+/// rendering and the one field; everything else takes [`SharedFields::into_map`], the map the
+/// response would have had.
+#[derive(Debug)]
+pub struct SharedFields {
+    fields: Arc<PreparedFields>,
+    cache_status: HeaderValue,
+}
+
+impl SharedFields {
+    /// The full map: the prepared fields with this response's `Cache-Status` in its slot.
+    pub fn into_map(self) -> HeaderMap {
+        let mut h = self.fields.map.clone();
+        h.insert(CACHE_STATUS.clone(), self.cache_status);
+        h
+    }
+
+    /// The prepared fields but the slot, as HTTP/1 field lines (`name: value` and CRLF
+    /// each), in the map's order.
+    pub fn wire(&self) -> &[u8] {
+        self.fields.wire.get_or_init(|| {
+            let mut out = Vec::with_capacity(512);
+            let last = self.fields.map.len().saturating_sub(1);
+            for (i, (name, value)) in self.fields.map.iter().enumerate() {
+                // The slot is the last field ([`Prepared::new`]).
+                if i == last && name == CACHE_STATUS {
+                    break;
+                }
+                super::field_line(&mut out, name, value);
+            }
+            Bytes::from(out)
+        })
+    }
+
+    /// This response's `Cache-Status`, which goes after [`SharedFields::wire`].
+    pub fn cache_status(&self) -> &HeaderValue {
+        &self.cache_status
+    }
+
+    /// The `Content-Length` among the fields, if any.
+    pub fn content_length(&self) -> Option<u64> {
+        self.fields.content_length
+    }
 }
 
 #[cfg(test)]

@@ -127,9 +127,9 @@ where
         }
         drop(bytes);
         let answering = cx.signal.head_complete();
-        let res = crate::router::answer(cx.app, &req).await;
+        let (res, shared) = crate::router::answer(cx.app, &req).await;
         let close = head.close || cx.stop.is_cancelled();
-        let close = write::response(io, &mut out, res, head.is_head, close).await?;
+        let close = write::response(io, &mut out, res, shared, head.is_head, close).await?;
         drop(answering);
         head::clear(&mut req);
         if close {

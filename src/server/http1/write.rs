@@ -29,7 +29,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::date;
 use super::head::has_token;
-use crate::response::Body;
+use crate::response::{Body, CACHE_STATUS, SharedFields, field_line};
 
 /// Bodies up to this size are copied behind the head; larger ones are written beside it
 /// (copying an 8 KB page cost more instructions than the vectored write, callgrind).
@@ -46,13 +46,15 @@ enum Framing {
     Chunked,
 }
 
-/// Writes `res` to `io`, with `buf` (cleared first) for the head. `is_head`: the request was
-/// HEAD. `close`: the connection closes after this answer. Returns whether it must close,
-/// which is also so when the response itself says `Connection: close`.
+/// Writes `res` to `io`, with `buf` (cleared first) for the head; `shared`: prepared fields
+/// that come before the response's own. `is_head`: the request was HEAD. `close`: the
+/// connection closes after this answer. Returns whether it must close, which is also so when
+/// the response itself says `Connection: close`.
 pub async fn response<IO>(
     io: &mut IO,
     buf: &mut Vec<u8>,
     res: Response<Body>,
+    shared: Option<SharedFields>,
     is_head: bool,
     close: bool,
 ) -> io::Result<bool>
@@ -61,7 +63,12 @@ where
 {
     let (parts, mut body) = res.into_parts();
     buf.clear();
-    let (framing, close) = head(buf, parts.status, &parts.headers, &body, is_head, close);
+    let fields = Fields {
+        shared: shared.as_ref(),
+        own: &parts.headers,
+    };
+    let (framing, close) = head(buf, parts.status, fields, &body, is_head, close);
+    drop(shared);
     drop(parts);
     match framing {
         Framing::None => {
@@ -75,12 +82,19 @@ where
     Ok(close)
 }
 
+/// A response's fields: a shared prepared set (which holds no `Date` or `Connection`, since
+/// policies may not set those), then the response's own.
+struct Fields<'a> {
+    shared: Option<&'a SharedFields>,
+    own: &'a http::HeaderMap,
+}
+
 /// Renders the status line and fields into `buf`; returns the framing and whether the
 /// connection closes after this answer.
 fn head(
     buf: &mut Vec<u8>,
     status: StatusCode,
-    headers: &http::HeaderMap,
+    fields: Fields<'_>,
     body: &Body,
     is_head: bool,
     mut close: bool,
@@ -100,7 +114,14 @@ fn head(
     let mut declared = None;
     let mut has_date = false;
     let mut says_close = false;
-    for (name, value) in headers {
+    if let Some(shared) = fields.shared {
+        // The pipeline shares the fields of no empty 200 (their length would have to move).
+        debug_assert!(!empty || is_head || shared.content_length().is_none());
+        buf.extend_from_slice(shared.wire());
+        field_line(buf, &CACHE_STATUS, shared.cache_status());
+        declared = shared.content_length();
+    }
+    for (name, value) in fields.own {
         if name == header::CONTENT_LENGTH {
             if empty && !is_head {
                 continue;
@@ -111,10 +132,7 @@ fn head(
         } else if name == header::CONNECTION {
             says_close |= has_token(value.as_bytes(), b"close");
         }
-        buf.extend_from_slice(name.as_str().as_bytes());
-        buf.extend_from_slice(b": ");
-        buf.extend_from_slice(value.as_bytes());
-        buf.extend_from_slice(b"\r\n");
+        field_line(buf, name, value);
     }
     if close && !says_close {
         buf.extend_from_slice(b"connection: close\r\n");
