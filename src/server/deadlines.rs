@@ -66,6 +66,15 @@ impl HeadSignal {
         Answering(self.0.clone())
     }
 
+    /// [`HeadSignal::head_complete`] for a caller that answers the request within its own
+    /// scope (our HTTP/1 layer): the guard borrows the signal instead of holding a reference
+    /// count of it, which saves two atomic operations per request.
+    pub fn head_complete_here(&self) -> AnsweringHere<'_> {
+        self.0.heads.fetch_add(1, Ordering::Relaxed);
+        self.0.answering.fetch_add(1, Ordering::Relaxed);
+        AnsweringHere(&self.0)
+    }
+
     /// Whether the connection has produced a request yet.
     pub fn served(&self) -> bool {
         self.0.heads.load(Ordering::Relaxed) > 0
@@ -78,6 +87,16 @@ impl HeadSignal {
 pub struct Answering(Arc<Exchange>);
 
 impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.answering.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// [`Answering`], borrowed: see [`HeadSignal::head_complete_here`].
+#[derive(Debug)]
+pub struct AnsweringHere<'a>(&'a Exchange);
+
+impl Drop for AnsweringHere<'_> {
     fn drop(&mut self) {
         self.0.answering.fetch_sub(1, Ordering::Relaxed);
     }

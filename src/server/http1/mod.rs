@@ -126,7 +126,7 @@ where
             return Ok(Ended::HandOff(rest.freeze()));
         }
         drop(bytes);
-        let answering = cx.signal.head_complete();
+        let answering = cx.signal.head_complete_here();
         let (res, shared) = crate::router::answer(cx.app, &req).await;
         let close = head.close || cx.stop.is_cancelled();
         let close = write::response(io, &mut out, res, shared, head.is_head, close).await?;
