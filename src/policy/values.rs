@@ -14,10 +14,11 @@ use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
 
 /// Headers the server manages itself; a policy may not set them through `headers`.
-const MANAGED_HEADERS: [&str; 24] = [
+const MANAGED_HEADERS: [&str; 25] = [
     "accept-ranges",
     "age",
     "cache-control",
+    "cache-status",
     "cdn-cache-control",
     "connection",
     "content-encoding",

@@ -177,13 +177,11 @@ impl SharedFields {
     pub fn wire(&self) -> &[u8] {
         self.fields.wire.get_or_init(|| {
             let mut out = Vec::with_capacity(512);
-            let last = self.fields.map.len().saturating_sub(1);
-            for (i, (name, value)) in self.fields.map.iter().enumerate() {
-                // The slot is the last field ([`Prepared::new`]).
-                if i == last && name == CACHE_STATUS {
-                    break;
+            // The slot is the last field ([`Prepared::new`]; policies may not set the field).
+            for (name, value) in &self.fields.map {
+                if name != CACHE_STATUS {
+                    super::field_line(&mut out, name, value);
                 }
-                super::field_line(&mut out, name, value);
             }
             Bytes::from(out)
         })

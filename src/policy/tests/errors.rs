@@ -145,6 +145,12 @@ fn errors_name_file_line_column_and_field() {
             "set by the server",
         ),
         (
+            // The server's own (RFC 9211); a policy's would be sent beside it.
+            rule("extension = \"js\"\nheaders = { Cache-Status = \"x\" }"),
+            "t.toml:4:13: field `headers.Cache-Status`: cache-status is set by the server",
+            "",
+        ),
+        (
             rule("extension = \"js\"\nheaders = { X-A = \"1\", x-a = \"2\" }"),
             "t.toml:4:24: field `headers.x-a`: header x-a is given twice",
             "",
