@@ -714,6 +714,9 @@ impl Settings {
         if self.max_header_size < 8 * 1024 {
             problems.push("max_header_size: must be at least 8KiB (hyper's minimum buffer)".into());
         }
+        if self.max_header_size > MAX_HEADER_SIZE_LIMIT {
+            problems.push("max_header_size: must be at most 16MiB".into());
+        }
         if self.max_connections == 0 {
             problems.push("max_connections: must be at least 1".into());
         }
@@ -792,6 +795,11 @@ fn default_instance() -> String {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "cdn-origin".into())
 }
+
+/// The largest `max_header_size` accepted: far above any real request head, and small
+/// enough for every offset into a head to fit the 32 bits the HTTP/1 layer and HTTP/2's
+/// header-list limit keep them in.
+const MAX_HEADER_SIZE_LIMIT: usize = 16 * 1024 * 1024;
 
 #[cfg(test)]
 mod tests {
@@ -879,12 +887,17 @@ mod tests {
 
         let bad = ServeArgs {
             config: Some(path.clone()),
+            max_header_size: Some(ByteSize(17 * 1024 * 1024)),
             max_connections: Some(0),
             event_loops: Some(0),
             signing_secret: Some("short".into()),
             ..ServeArgs::default()
         };
         let err = Settings::resolve(&bad).unwrap_err().0;
+        assert!(
+            err.contains("max_header_size: must be at most 16MiB"),
+            "{err}"
+        );
         assert!(err.contains("max_connections"), "{err}");
         assert!(err.contains("event_loops"), "{err}");
         assert!(err.contains("signing_secret"), "{err}");
