@@ -60,12 +60,20 @@ fn comparable(raw: &[u8]) -> String {
     out
 }
 
-async fn pair() -> (tempfile::TempDir, TestServer, TestServer) {
+/// A server with our layer and one without on the same files; `cache_max_object` small
+/// makes every body but the smallest a store stream, and compressible ones compression
+/// streams of unknown length (chunked).
+async fn pair(cache_max_object: Option<&str>) -> (tempfile::TempDir, TestServer, TestServer) {
     let dir = common::local_fixtures();
-    let ours = common::start(common::args(dir.path()), None).await;
-    let mut args = common::args(dir.path());
-    args.fast_http1 = Some(false);
-    let hyper = common::start(args, None).await;
+    let args = || {
+        let mut args = common::args(dir.path());
+        args.cache_max_object = cache_max_object.map(|s| s.parse().unwrap());
+        args
+    };
+    let ours = common::start(args(), None).await;
+    let mut without = args();
+    without.fast_http1 = Some(false);
+    let hyper = common::start(without, None).await;
     (dir, ours, hyper)
 }
 
@@ -107,6 +115,8 @@ fn requests() -> Vec<Vec<u8>> {
              GET /img/logo.png HTTP/1.1\r\n{close}"
         ),
         format!("GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /hello.txt HTTP/1.0\r\n\r\n"),
+        // The HTTP/2 preface counts only as a connection's first bytes.
+        "GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_string(),
         // Handed over: HTTP/1.0, a body, other methods and forms, bad heads.
         "GET /hello.txt HTTP/1.0\r\n\r\n".to_string(),
         format!("GET /hello.txt HTTP/1.1\r\nContent-Length: 0\r\n{close}"),
@@ -134,7 +144,16 @@ fn requests() -> Vec<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_layer_answers_byte_for_byte_as_hyper_does() {
-    let (_dir, ours, hyper) = pair().await;
+    same_bytes(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_and_chunked_bodies_are_byte_for_byte_hypers_too() {
+    same_bytes(Some("1KiB")).await;
+}
+
+async fn same_bytes(cache_max_object: Option<&str>) {
+    let (_dir, ours, hyper) = pair(cache_max_object).await;
     // Twice: the second round finds every object cached, with its fields prepared (shared
     // by the responses: `response::SharedFields`).
     for request in requests().into_iter().chain(requests()) {
@@ -233,7 +252,11 @@ async fn pipelined_requests_get_their_answers_in_order_and_framed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_of_unknown_length_is_sent_chunked() {
     let dir = common::local_fixtures();
-    let srv = common::start(common::args(dir.path()), None).await;
+    // Too big to cache (and so to hold a compressed copy of known length): compressed as it
+    // is sent.
+    let mut args = common::args(dir.path());
+    args.cache_max_object = Some("1KiB".parse().unwrap());
+    let srv = common::start(args, None).await;
     let style = std::fs::read(dir.path().join("style.css")).unwrap();
     let raw = exchange(
         srv.addr,
@@ -243,28 +266,30 @@ async fn a_body_of_unknown_length_is_sent_chunked() {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let head = String::from_utf8_lossy(&raw[..end]).into_owned();
     assert!(head.contains("content-encoding: gzip\r\n"), "{head}");
-    // Chunked unless the cache had a compressed copy of known length already.
-    let body = if head.contains("transfer-encoding: chunked\r\n") {
-        assert!(!head.contains("content-length"));
-        let mut body = Vec::new();
-        let mut rest = &raw[end..];
-        loop {
-            let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-            let size =
-                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap(), 16).unwrap();
-            rest = &rest[line_end + 2..];
-            if size == 0 {
-                assert_eq!(rest, b"\r\n", "the last chunk ends the message");
-                break;
-            }
-            body.extend_from_slice(&rest[..size]);
-            assert_eq!(&rest[size..size + 2], b"\r\n");
-            rest = &rest[size + 2..];
+    assert!(head.contains("transfer-encoding: chunked\r\n"), "{head}");
+    assert!(!head.contains("content-length"), "{head}");
+    let mut body = Vec::new();
+    let mut rest = &raw[end..];
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+        let digits = std::str::from_utf8(&rest[..line_end]).unwrap();
+        // hyper's form: upper-case hex, no extensions.
+        assert!(
+            digits
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()),
+            "{digits:?}"
+        );
+        let size = usize::from_str_radix(digits, 16).unwrap();
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            assert_eq!(rest, b"\r\n", "the last chunk ends the message");
+            break;
         }
-        body
-    } else {
-        raw[end..].to_vec()
-    };
+        body.extend_from_slice(&rest[..size]);
+        assert_eq!(&rest[size..size + 2], b"\r\n");
+        rest = &rest[size + 2..];
+    }
     let mut decoded = Vec::new();
     flate2::read::GzDecoder::new(&body[..])
         .read_to_end(&mut decoded)
@@ -320,4 +345,47 @@ async fn shutdown_closes_idle_connections_and_finishes_answers() {
         .await
         .expect("the server drained")
         .unwrap();
+}
+
+/// A request handed to hyper while the server shuts down (its head begun before the shutdown,
+/// finished after) is answered, not dropped: on a fresh connection, and on one where our
+/// layer answered a request first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_handed_to_hyper_during_shutdown_is_answered() {
+    let dir = common::local_fixtures();
+    for answered_first in [false, true] {
+        let mut srv = common::start(common::args(dir.path()), None).await;
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        if answered_first {
+            s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+                .await
+                .unwrap();
+            let mut first = vec![0u8; 4096];
+            let n = s.read(&mut first).await.unwrap();
+            assert!(first[..n].starts_with(b"HTTP/1.1 200 OK"));
+        }
+        // HTTP/1.0: not ours.
+        s.write_all(b"GET /hello.txt HTTP/1.0\r\nHost: t\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let stopped = srv.signal_stop();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s.write_all(b"\r\n").await.unwrap();
+        let mut raw = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut raw))
+            .await
+            .expect("answered and closed")
+            .unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        assert!(
+            text.starts_with("HTTP/1.0 200 OK\r\n"),
+            "{answered_first}: {text}"
+        );
+        assert!(text.ends_with("hello, world\n"), "{answered_first}: {text}");
+        tokio::time::timeout(Duration::from_secs(5), stopped)
+            .await
+            .expect("drained")
+            .unwrap();
+    }
 }

@@ -42,7 +42,7 @@ use tokio::time::{Instant, Sleep};
 
 /// The HTTP/2 connection preface (RFC 9113 section 3.4), as hyper-util's protocol detection
 /// reads it.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// What a connection's service tells its I/O wrapper: how many request heads it has
 /// received, and how many of their responses are not finished (bodies included).

@@ -95,9 +95,15 @@ impl Server {
             .max_concurrent_streams(256)
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(settings.header_read_timeout.min(Duration::from_secs(20)));
-        let builder = Arc::new(builder);
-        // Connections served by hyper drain through `graceful`; those of our HTTP/1 layer
-        // watch `stop`, and hold a watcher of `graceful` so that its drain waits for them too.
+        // A connection that our HTTP/1 layer hands over after answering on it stays HTTP/1
+        // (as it would with hyper from the start): its builder does not look for the HTTP/2
+        // preface, and its graceful shutdown answers a request already begun.
+        let builders = Arc::new(Builders {
+            http1: builder.clone().http1_only(),
+            auto: builder,
+        });
+        // Every connection watches `stop` (ours between requests, hyper's through its graceful
+        // shutdown) and holds a watcher of `graceful`, whose drain waits for them all.
         let graceful = GracefulShutdown::new();
         let stop = CancellationToken::new();
         let permits = Arc::new(Semaphore::new(settings.max_connections));
@@ -135,7 +141,7 @@ impl Server {
                     };
                     let connection = Connection {
                         app: app.clone(),
-                        builder: builder.clone(),
+                        builders: builders.clone(),
                         watcher: graceful.watcher(),
                         stop: stop.clone(),
                         peer,
@@ -172,11 +178,20 @@ impl Server {
 /// benches/README.md).
 pub const BACKLOG: u32 = u32::MAX;
 
+/// hyper's connection builders: `auto` serves HTTP/1.1 or HTTP/2 (h2c, prior knowledge) as
+/// the connection's first bytes say; `http1` only HTTP/1.1.
+struct Builders {
+    auto: auto::Builder<TokioExecutor>,
+    http1: auto::Builder<TokioExecutor>,
+}
+
 /// One accepted connection, on its way to an event loop.
 struct Connection {
     app: Arc<App>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
+    /// Held for the life of the connection: the drain waits for it.
     watcher: Watcher,
+    /// Cancelled when the server shuts down.
     stop: CancellationToken,
     peer: SocketAddr,
     /// Held for the life of the connection (the connection cap).
@@ -190,8 +205,8 @@ impl Connection {
     async fn serve(self, stream: std::net::TcpStream) {
         let Connection {
             app,
-            builder,
-            watcher,
+            builders,
+            watcher: _watcher,
             stop,
             peer,
             _permit,
@@ -216,7 +231,7 @@ impl Connection {
                 .with_head_timeout(settings.header_read_timeout, head.clone()),
         );
         let conn = async {
-            let rest = if settings.fast_http1 {
+            let (rest, builder) = if settings.fast_http1 {
                 let serving = http1::Serving {
                     app: &app,
                     signal: &head,
@@ -224,11 +239,17 @@ impl Connection {
                 };
                 match http1::serve(&mut io, serving).await {
                     Ok(http1::Ended::Closed) => return Ok(()),
-                    Ok(http1::Ended::HandOff(rest)) => rest,
+                    Ok(http1::Ended::HandOff { rest, answered }) => {
+                        // HTTP/2 only from the connection's first bytes, as hyper would.
+                        let h2 = !answered
+                            && deadlines::H2_PREFACE
+                                .starts_with(&rest[..rest.len().min(deadlines::H2_PREFACE.len())]);
+                        (rest, if h2 { &builders.auto } else { &builders.http1 })
+                    }
                     Err(e) => return Err(e.into()),
                 }
             } else {
-                bytes::Bytes::new()
+                (bytes::Bytes::new(), &builders.auto)
             };
             let app_for_conn = app.clone();
             let head_in_service = head.clone();
@@ -243,9 +264,25 @@ impl Connection {
                 }
             });
             let io = TokioIo::new(http1::Prefixed::new(rest, io));
-            watcher
-                .watch(builder.serve_connection(io, service).into_owned())
-                .await
+            let conn = builder.serve_connection(io, service).into_owned();
+            tokio::pin!(conn);
+            // On shutdown hyper finishes the request in progress and closes, or closes at once
+            // if it has read nothing yet. So the shutdown is passed on only after hyper has
+            // been polled once, and has taken the bytes handed over with the connection.
+            let mut stopping = std::pin::pin!(stop.cancelled());
+            let mut told = false;
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(r) = conn.as_mut().poll(cx) {
+                    return Poll::Ready(r);
+                }
+                if !told && stopping.as_mut().poll(cx).is_ready() {
+                    told = true;
+                    conn.as_mut().graceful_shutdown();
+                    return conn.as_mut().poll(cx);
+                }
+                Poll::Pending
+            })
+            .await
         };
         tokio::pin!(conn);
         let deadline = tokio::time::sleep(settings.header_read_timeout);

@@ -15,13 +15,13 @@ thread_local! {
 
 /// Appends the current date, as an IMF-fixdate.
 pub fn extend(dst: &mut Vec<u8>) {
-    let now = SystemTime::now();
+    // A clock before 1970 says 1970 (httpdate cannot render earlier dates).
+    let now = SystemTime::now().max(UNIX_EPOCH);
     let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     LAST.with_borrow_mut(|(last, text)| {
         if *last != second {
             let mut out = &mut text[..];
-            // 29 bytes for every date from 1970 to 9999; a clock outside that renders what
-            // fits, never panics.
+            // 29 bytes for every date from 1970 to 9999; a clock past 9999 renders what fits.
             let _ = write!(out, "{}", httpdate::HttpDate::from(now));
             *last = second;
         }

@@ -159,11 +159,15 @@ fn is_one_of(name: &[u8], names: &[&[u8]]) -> bool {
     names.iter().any(|n| name.eq_ignore_ascii_case(n))
 }
 
-/// Whether a comma-separated field value lists `token` (case-insensitive).
+/// Whether a comma-separated field value lists `token` (case-insensitive). As for hyper, a
+/// value with other than visible ASCII (and tabs) lists nothing.
 pub fn has_token(value: &[u8], token: &[u8]) -> bool {
     value
-        .split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+        && value
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]
@@ -305,5 +309,9 @@ mod tests {
         assert!(has_token(b"Keep-Alive , CLOSE", b"close"));
         assert!(!has_token(b"closed", b"close"));
         assert!(!has_token(b"", b"close"));
+        assert!(
+            !has_token(b"close, \xff", b"close"),
+            "not visible ASCII: hyper's to_str fails"
+        );
     }
 }

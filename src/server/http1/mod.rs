@@ -7,7 +7,8 @@
 //! [`head`]: a body, an upgrade, HTTP/1.0, another method, a malformed or oversized head, or
 //! the HTTP/2 preface) hands the connection to hyper ([`Ended::HandOff`]) with the bytes read
 //! and not yet answered, at a request boundary: hyper then serves the rest of the connection
-//! as it would have from its start, with its own answers to bad input.
+//! with its own answers to bad input, as HTTP/1 once a request was answered here (the
+//! HTTP/2 preface counts only as a connection's first bytes, as with hyper alone).
 //!
 //! Why: hyper's fixed cost per request (its parse, its head encoding and its buffering) was
 //! about half of the user-space instructions of a small cached response, and its
@@ -54,9 +55,15 @@ const READ_BUF: usize = 4096;
 pub enum Ended {
     /// Closed: by the client, after `Connection: close`, or on shutdown.
     Closed,
-    /// A request this layer does not take: these bytes (that request and whatever followed
-    /// it) and the rest of the connection are hyper's.
-    HandOff(Bytes),
+    /// A request this layer does not take: `rest` (that request and whatever followed it)
+    /// and the rest of the connection are hyper's. `answered`: requests were answered on
+    /// the connection before (so it is HTTP/1, and stays so).
+    HandOff {
+        /// The bytes read and not answered.
+        rest: Bytes,
+        /// Whether this layer answered requests on the connection.
+        answered: bool,
+    },
 }
 
 /// What a connection of this layer needs from the server.
@@ -83,6 +90,7 @@ where
     // One request, its field map's memory reused from request to request.
     let mut req = Request::new(Empty::new());
     let mut stopped = pin!(cx.stop.cancelled());
+    let mut answered = false;
     loop {
         let parsed = if read.is_empty() {
             Parsed::Partial
@@ -91,7 +99,12 @@ where
         };
         let head = match parsed {
             Parsed::Ours(head) => head,
-            Parsed::Foreign => return Ok(Ended::HandOff(read.freeze())),
+            Parsed::Foreign => {
+                return Ok(Ended::HandOff {
+                    rest: read.freeze(),
+                    answered,
+                });
+            }
             Parsed::Partial => {
                 if read.capacity() - read.len() < READ_BUF / 8 {
                     read.reserve(READ_BUF);
@@ -123,7 +136,10 @@ where
             let mut rest = BytesMut::with_capacity(bytes.len() + read.len());
             rest.extend_from_slice(&bytes);
             rest.extend_from_slice(&read);
-            return Ok(Ended::HandOff(rest.freeze()));
+            return Ok(Ended::HandOff {
+                rest: rest.freeze(),
+                answered,
+            });
         }
         drop(bytes);
         let answering = cx.signal.head_complete_here();
@@ -131,6 +147,7 @@ where
         let close = head.close || cx.stop.is_cancelled();
         let close = write::response(io, &mut out, res, shared, head.is_head, close).await?;
         drop(answering);
+        answered = true;
         head::clear(&mut req);
         if close {
             let _ = io.shutdown().await;
@@ -186,10 +203,11 @@ mod tests {
             stop: &stop,
         };
         let ended = serve(&mut server, serving).await.unwrap();
-        let Ended::HandOff(rest) = ended else {
+        let Ended::HandOff { rest, answered } = ended else {
             panic!("not handed off: {ended:?}");
         };
         assert_eq!(rest, foreign.as_bytes());
+        assert!(answered);
         assert!(signal.served());
         drop(server);
         let got = received(client).await;

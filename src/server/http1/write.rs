@@ -283,7 +283,7 @@ where
     while let Some(data) = next {
         if !data.is_empty() {
             size.clear();
-            write!(size, "{:x}\r\n", data.len())?;
+            write!(size, "{:X}\r\n", data.len())?;
             write_all_vectored(
                 io,
                 &mut [
