@@ -1,9 +1,10 @@
 //! Our own HTTP/1.1 layer, for the requests an origin mostly gets: plain `GET` and `HEAD`.
 //!
 //! A connection starts here (unless the setting `fast_http1` is off). Each request head is
-//! parsed from a read buffer kept for the connection, the request goes to the router like any
-//! other, and the response is rendered into a write buffer, also kept, and written with its
-//! body in one write where it can be. The first request this layer does not take (see
+//! parsed from a read buffer kept for the connection into a request the event loop lends
+//! ([`scratch`]), the request goes to the router like any other, and the response head is
+//! rendered into a buffer lent the same way and written with its body in one write where it
+//! can be. The first request this layer does not take (see
 //! [`head`]: a body, an upgrade, HTTP/1.0, another method, a malformed or oversized head, or
 //! the HTTP/2 preface) hands the connection to hyper ([`Ended::HandOff`]) with the bytes read
 //! and not yet answered, at a request boundary: hyper then serves the rest of the connection
@@ -26,6 +27,7 @@
 mod date;
 mod head;
 mod prefixed;
+mod scratch;
 mod write;
 
 pub use prefixed::Prefixed;
@@ -37,14 +39,13 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
-use http::Request;
-use http_body_util::Empty;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::deadlines::HeadSignal;
 use crate::app::App;
 use head::Parsed;
+use scratch::Scratch;
 
 /// The read buffer's size, kept between requests (a browser's request head is 0.5-2 KiB; a
 /// larger head grows the buffer, up to `max_header_size`).
@@ -85,54 +86,33 @@ where
 {
     let max_head = cx.app.settings.max_header_size;
     let mut read = BytesMut::with_capacity(READ_BUF);
-    let mut out = Vec::with_capacity(1024);
-    let mut fields = Vec::new();
-    // One request, its field map's memory reused from request to request.
-    let mut req = Request::new(Empty::new());
     let mut stopped = pin!(cx.stop.cancelled());
     let mut answered = false;
     loop {
-        let parsed = if read.is_empty() {
-            Parsed::Partial
-        } else {
-            head::parse(&read, &mut fields, max_head)
-        };
-        let head = match parsed {
+        if read.is_empty() && !read_more(io, &mut read, stopped.as_mut(), true).await? {
+            return Ok(Ended::Closed);
+        }
+        let mut scratch = Scratch::take();
+        let head = match head::parse(&read, &mut scratch.fields, max_head) {
             Parsed::Ours(head) => head,
             Parsed::Foreign => {
+                scratch.give_back();
                 return Ok(Ended::HandOff {
                     rest: read.freeze(),
                     answered,
                 });
             }
             Parsed::Partial => {
-                if read.capacity() - read.len() < READ_BUF / 8 {
-                    read.reserve(READ_BUF);
+                scratch.give_back();
+                if !read_more(io, &mut read, stopped.as_mut(), false).await? {
+                    return Ok(Ended::Closed);
                 }
-                let waiting = read.is_empty();
-                let got = poll_fn(|task| {
-                    if let Poll::Ready(r) =
-                        tokio_util::io::poll_read_buf(Pin::new(&mut *io), task, &mut read)
-                    {
-                        return Poll::Ready(Some(r));
-                    }
-                    // On shutdown, a connection between requests closes; a head in progress
-                    // is finished and answered.
-                    if waiting && stopped.as_mut().poll(task).is_ready() {
-                        return Poll::Ready(None);
-                    }
-                    Poll::Pending
-                })
-                .await;
-                match got {
-                    Some(Ok(0)) | None => return Ok(Ended::Closed),
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => return Err(e),
-                }
+                continue;
             }
         };
         let bytes = read.split_to(head.len).freeze();
-        if !head::fill(&mut req, &bytes, &head, &fields) {
+        if !head::fill(&mut scratch.req, &bytes, &head, &scratch.fields) {
+            scratch.give_back();
             let mut rest = BytesMut::with_capacity(bytes.len() + read.len());
             rest.extend_from_slice(&bytes);
             rest.extend_from_slice(&read);
@@ -143,12 +123,12 @@ where
         }
         drop(bytes);
         let answering = cx.signal.head_complete_here();
-        let (res, shared) = crate::router::answer(cx.app, &req).await;
+        let (res, shared) = crate::router::answer(cx.app, &scratch.req).await;
         let close = head.close || cx.stop.is_cancelled();
-        let close = write::response(io, &mut out, res, shared, head.is_head, close).await?;
+        let close = write::response(io, &mut scratch.out, res, shared, head.is_head, close).await?;
         drop(answering);
         answered = true;
-        head::clear(&mut req);
+        scratch.give_back();
         if close {
             let _ = io.shutdown().await;
             return Ok(Ended::Closed);
@@ -158,6 +138,38 @@ where
         if read.capacity() < READ_BUF {
             read.reserve(READ_BUF - read.len().min(READ_BUF));
         }
+    }
+}
+
+/// Reads more of the connection into `read`; `false` when there is no more: the client
+/// closed, or, with `between_requests`, the server is shutting down (a head in progress is
+/// finished and answered instead).
+async fn read_more<IO>(
+    io: &mut IO,
+    read: &mut BytesMut,
+    mut stopped: Pin<&mut WaitForCancellationFuture<'_>>,
+    between_requests: bool,
+) -> io::Result<bool>
+where
+    IO: AsyncRead + Unpin,
+{
+    if read.capacity() - read.len() < READ_BUF / 8 {
+        read.reserve(READ_BUF);
+    }
+    let got = poll_fn(|task| {
+        if let Poll::Ready(r) = tokio_util::io::poll_read_buf(Pin::new(&mut *io), task, read) {
+            return Poll::Ready(Some(r));
+        }
+        if between_requests && stopped.as_mut().poll(task).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await;
+    match got {
+        Some(Ok(0)) | None => Ok(false),
+        Some(Ok(_)) => Ok(true),
+        Some(Err(e)) => Err(e),
     }
 }
 

@@ -1,0 +1,103 @@
+//! What answering one request takes besides the read buffer: the request (its field map's
+//! memory), the list of the head's fields and the buffer the response head is rendered into.
+//! Each event loop keeps a few of these; a connection takes one when a request has arrived and
+//! gives it back once the answer is written. Between requests a connection holds none of it,
+//! and whichever connection a loop answers next works in memory the loop has just used, still
+//! in its caches, however many connections wait their turn (at 1,000 connections a
+//! connection's own memory was cold by the time its next request came: benches/README.md).
+
+use std::cell::RefCell;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Empty;
+
+use super::head::{self, FieldIndex};
+
+/// The most kept per event loop: as many as its requests that wait at once (on the store, or
+/// on a slow client), which are few; more are dropped when given back.
+const KEEP: usize = 16;
+
+/// A rendering buffer grown past this (a huge response head) is not kept.
+const KEEP_OUT_MAX: usize = 16 * 1024;
+
+thread_local! {
+    /// This thread's (event loop's) spare scratch.
+    /// Boxed, so that taking and giving back move a pointer, not the whole struct (the
+    /// request alone is a few hundred bytes).
+    #[allow(clippy::vec_box)]
+    static SPARE: RefCell<Vec<Box<Scratch>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// See the module docs.
+pub struct Scratch {
+    /// The request, emptied between uses.
+    pub req: Request<Empty<Bytes>>,
+    /// The head's fields, as [`head::parse`] records them.
+    pub fields: Vec<FieldIndex>,
+    /// The response head, rendered.
+    pub out: Vec<u8>,
+}
+
+impl Scratch {
+    /// One of this loop's spare, or a new one.
+    pub fn take() -> Box<Scratch> {
+        SPARE.with_borrow_mut(Vec::pop).unwrap_or_else(|| {
+            Box::new(Scratch {
+                req: Request::new(Empty::new()),
+                fields: Vec::new(),
+                out: Vec::with_capacity(1024),
+            })
+        })
+    }
+
+    /// Empties it (dropping the request's references to the read buffer) and keeps it for the
+    /// loop's next request.
+    pub fn give_back(mut self: Box<Self>) {
+        head::clear(&mut self.req);
+        self.fields.clear();
+        self.out.clear();
+        if self.out.capacity() > KEEP_OUT_MAX {
+            return;
+        }
+        SPARE.with_borrow_mut(|spare| {
+            if spare.len() < KEEP {
+                spare.push(self);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_back_scratch_is_taken_again_empty() {
+        let mut s = Scratch::take();
+        s.out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        s.req
+            .headers_mut()
+            .insert("x-a", http::HeaderValue::from_static("1"));
+        let out_ptr = s.out.as_ptr();
+        s.give_back();
+        let again = Scratch::take();
+        assert_eq!(again.out.as_ptr(), out_ptr, "the same memory");
+        assert!(again.out.is_empty() && again.fields.is_empty());
+        assert!(again.req.headers().is_empty());
+        again.give_back();
+    }
+
+    #[test]
+    fn a_grown_buffer_and_more_than_the_spare_count_are_dropped() {
+        let many: Vec<Box<Scratch>> = (0..KEEP + 4).map(|_| Scratch::take()).collect();
+        for s in many {
+            s.give_back();
+        }
+        assert_eq!(SPARE.with_borrow(Vec::len), KEEP);
+        let mut big = Scratch::take();
+        big.out.reserve(KEEP_OUT_MAX * 2);
+        big.give_back();
+        assert_eq!(SPARE.with_borrow(Vec::len), KEEP - 1);
+    }
+}
