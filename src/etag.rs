@@ -380,9 +380,18 @@ impl ETagField {
 
     /// [`ETagList::matches_weak`] on the field as received.
     pub fn matches_weak(&self, etag: &ETag) -> bool {
-        list_matches(self.0.as_bytes(), |_, opaque| {
-            opaque == etag.opaque.as_bytes()
-        })
+        let field = self.0.as_bytes();
+        // The usual revalidation sends back exactly the tag it was given: one quoted tag,
+        // equal to ours, matches without walking the list.
+        let opaque = etag.opaque.as_bytes();
+        if field.len() == opaque.len() + 2
+            && field[0] == b'"'
+            && field[field.len() - 1] == b'"'
+            && &field[1..field.len() - 1] == opaque
+        {
+            return true;
+        }
+        list_matches(field, |_, opaque| opaque == etag.opaque.as_bytes())
     }
 }
 
@@ -626,6 +635,16 @@ mod tests {
             let listed = HeaderValue::from_str(&format!("{value}, {tag}")).unwrap();
             let listed = ETagField::new(listed);
             prop_assert_eq!(listed.matches_weak(&tag), ETagList::parse(&format!("{value}, {tag}")).matches_weak(&tag));
+            // The field that is exactly the tag, quoted (the fast path), and near misses.
+            for text in [
+                format!("\"{}\"", tag.opaque),
+                format!("\"{}x\"", tag.opaque),
+                format!("\"{}", tag.opaque),
+                format!("W/\"{}\"", tag.opaque),
+            ] {
+                let field = ETagField::new(HeaderValue::from_str(&text).unwrap());
+                prop_assert_eq!(field.matches_weak(&tag), ETagList::parse(&text).matches_weak(&tag), "{}", text);
+            }
         }
 
         #[test]
