@@ -107,8 +107,7 @@ impl Outcome {
                 .response
                 .headers()
                 .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok()),
+                .and_then(response::content_length),
         }
     }
 }

@@ -97,6 +97,16 @@ pub fn stream(s: BodyStream) -> Body {
     ))
 }
 
+/// A `Content-Length` value as a number (RFC 9110 section 8.6: digits only); `None` if it is
+/// not one.
+pub fn content_length(value: &HeaderValue) -> Option<u64> {
+    let digits = value.as_bytes();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
 /// Renders one field as an HTTP/1 field line (RFC 9112 section 5): `name: value` and CRLF.
 pub fn field_line(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
     out.extend_from_slice(name.as_str().as_bytes());
@@ -333,6 +343,16 @@ pub fn permanent_redirect(
 mod tests {
     use super::*;
     use http_body::Body as _;
+
+    #[test]
+    fn content_length_is_digits_only() {
+        let v = HeaderValue::from_static;
+        assert_eq!(content_length(&v("0")), Some(0));
+        assert_eq!(content_length(&v("32512")), Some(32512));
+        for bad in ["", "+5", "-1", " 5", "5 ", "1e3", "99999999999999999999"] {
+            assert_eq!(content_length(&v(bad)), None, "{bad:?}");
+        }
+    }
 
     async fn frames(mut body: Body) -> Vec<Bytes> {
         let mut out = Vec::new();

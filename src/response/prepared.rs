@@ -143,8 +143,7 @@ impl PreparedFields {
     fn new(map: HeaderMap) -> PreparedFields {
         let content_length = map
             .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
+            .and_then(super::content_length);
         PreparedFields {
             map,
             wire: OnceLock::new(),

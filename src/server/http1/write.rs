@@ -22,14 +22,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header;
 use http::{Response, StatusCode};
 use http_body::Body as _;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::date;
 use super::head::has_token;
-use crate::response::{Body, CACHE_STATUS, SharedFields, field_line};
+use crate::response::{Body, CACHE_STATUS, SharedFields, content_length, field_line};
 
 /// Bodies up to this size are copied behind the head; larger ones are written beside it
 /// (copying an 8 KB page cost more instructions than the vectored write, callgrind).
@@ -126,7 +126,7 @@ fn head(
             if empty && !is_head {
                 continue;
             }
-            declared = parse_length(value);
+            declared = content_length(value);
         } else if name == header::DATE {
             has_date = true;
         } else if name == header::CONNECTION {
@@ -175,16 +175,6 @@ fn head(
         framing
     };
     (framing, close)
-}
-
-/// A `Content-Length` value as a number; `None` if it is not one (never so for the
-/// pipeline's own, which are rendered from numbers).
-fn parse_length(value: &HeaderValue) -> Option<u64> {
-    let s = value.to_str().ok()?;
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
 }
 
 /// The next data frame of `body`, or `None` at its end (trailers are skipped: the pipeline
