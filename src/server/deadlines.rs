@@ -42,7 +42,12 @@ use tokio::time::{Instant, Sleep};
 
 /// The HTTP/2 connection preface (RFC 9113 section 3.4), as hyper-util's protocol detection
 /// reads it.
-pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether `bytes` are the HTTP/2 connection preface, or as much of it as they hold.
+pub fn may_be_h2_preface(bytes: &[u8]) -> bool {
+    H2_PREFACE.starts_with(&bytes[..bytes.len().min(H2_PREFACE.len())])
+}
 
 /// What a connection's service tells its I/O wrapper: how many request heads it has
 /// received, and how many of their responses are not finished (bodies included).
@@ -50,6 +55,19 @@ pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 struct Exchange {
     heads: AtomicU64,
     answering: AtomicUsize,
+}
+
+impl Exchange {
+    /// A request head was received; its answer begins.
+    fn begin(&self) {
+        self.heads.fetch_add(1, Ordering::Relaxed);
+        self.answering.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An answer ended.
+    fn end(&self) {
+        self.answering.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The service's side of the request-head deadline: call [`HeadSignal::head_complete`] for
@@ -61,8 +79,7 @@ impl HeadSignal {
     /// Called by the service for every request it receives (the head was complete); the
     /// request counts as being answered until the returned guard is dropped.
     pub fn head_complete(&self) -> Answering {
-        self.0.heads.fetch_add(1, Ordering::Relaxed);
-        self.0.answering.fetch_add(1, Ordering::Relaxed);
+        self.0.begin();
         Answering(self.0.clone())
     }
 
@@ -70,8 +87,7 @@ impl HeadSignal {
     /// scope (our HTTP/1 layer): the guard borrows the signal instead of holding a reference
     /// count of it, which saves two atomic operations per request.
     pub fn head_complete_here(&self) -> AnsweringHere<'_> {
-        self.0.heads.fetch_add(1, Ordering::Relaxed);
-        self.0.answering.fetch_add(1, Ordering::Relaxed);
+        self.0.begin();
         AnsweringHere(&self.0)
     }
 
@@ -88,7 +104,7 @@ pub struct Answering(Arc<Exchange>);
 
 impl Drop for Answering {
     fn drop(&mut self) {
-        self.0.answering.fetch_sub(1, Ordering::Relaxed);
+        self.0.end();
     }
 }
 
@@ -98,7 +114,7 @@ pub struct AnsweringHere<'a>(&'a Exchange);
 
 impl Drop for AnsweringHere<'_> {
     fn drop(&mut self) {
-        self.0.answering.fetch_sub(1, Ordering::Relaxed);
+        self.0.end();
     }
 }
 

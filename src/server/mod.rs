@@ -1,5 +1,6 @@
-//! The listener: accepts connections, serves HTTP/1.1 (keep-alive) and HTTP/2 (h2c) through
-//! hyper-util's auto builder, and shuts down gracefully.
+//! The listener: accepts connections and serves them, HTTP/1.1 (keep-alive, pipelining)
+//! through our own layer ([`http1`]) for plain `GET`/`HEAD` and through hyper for the rest,
+//! HTTP/2 (h2c) through hyper-util's auto builder; and it shuts down gracefully.
 //!
 //! Limits that protect the process from clients: a header-read timeout (slowloris) and an
 //! idle timeout in both directions ([`deadlines::Deadlines`]), a maximum request-head size
@@ -17,6 +18,7 @@ pub mod loops;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -24,11 +26,11 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::{TaskTracker, task_tracker::TaskTrackerToken};
 
 use crate::app::App;
 use crate::sendfile::ZeroCopyStream;
@@ -103,8 +105,8 @@ impl Server {
             auto: builder,
         });
         // Every connection watches `stop` (ours between requests, hyper's through its graceful
-        // shutdown) and holds a watcher of `graceful`, whose drain waits for them all.
-        let graceful = GracefulShutdown::new();
+        // shutdown) and holds a token of `tracker`, whose drain waits for them all.
+        let tracker = TaskTracker::new();
         let stop = CancellationToken::new();
         let permits = Arc::new(Semaphore::new(settings.max_connections));
         tracing::info!(
@@ -142,7 +144,7 @@ impl Server {
                     let connection = Connection {
                         app: app.clone(),
                         builders: builders.clone(),
-                        watcher: graceful.watcher(),
+                        _tracked: tracker.token(),
                         stop: stop.clone(),
                         peer,
                         _permit: permit,
@@ -158,8 +160,9 @@ impl Server {
             "shutting down: draining connections"
         );
         stop.cancel();
+        tracker.close();
         tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all connections drained"),
+            () = tracker.wait() => tracing::info!("all connections drained"),
             () = tokio::time::sleep(settings.drain_timeout) => {
                 tracing::warn!("drain timeout passed; closing remaining connections");
             }
@@ -190,7 +193,7 @@ struct Connection {
     app: Arc<App>,
     builders: Arc<Builders>,
     /// Held for the life of the connection: the drain waits for it.
-    watcher: Watcher,
+    _tracked: TaskTrackerToken,
     /// Cancelled when the server shuts down.
     stop: CancellationToken,
     peer: SocketAddr,
@@ -206,7 +209,7 @@ impl Connection {
         let Connection {
             app,
             builders,
-            watcher: _watcher,
+            _tracked,
             stop,
             peer,
             _permit,
@@ -239,11 +242,9 @@ impl Connection {
                 };
                 match http1::serve(&mut io, serving).await {
                     Ok(http1::Ended::Closed) => return Ok(()),
+                    // HTTP/2 only from the connection's first bytes, as hyper would.
                     Ok(http1::Ended::HandOff { rest, answered }) => {
-                        // HTTP/2 only from the connection's first bytes, as hyper would.
-                        let h2 = !answered
-                            && deadlines::H2_PREFACE
-                                .starts_with(&rest[..rest.len().min(deadlines::H2_PREFACE.len())]);
+                        let h2 = !answered && deadlines::may_be_h2_preface(&rest);
                         (rest, if h2 { &builders.auto } else { &builders.http1 })
                     }
                     Err(e) => return Err(e.into()),
@@ -251,38 +252,7 @@ impl Connection {
             } else {
                 (bytes::Bytes::new(), &builders.auto)
             };
-            let app_for_conn = app.clone();
-            let head_in_service = head.clone();
-            let service = service_fn(move |req| {
-                let answering = head_in_service.head_complete();
-                let app = app_for_conn.clone();
-                async move {
-                    let res = crate::router::route(&app, req).await;
-                    Ok::<_, Infallible>(
-                        res.map(|body| deadlines::AnsweredBody::new(body, answering)),
-                    )
-                }
-            });
-            let io = TokioIo::new(http1::Prefixed::new(rest, io));
-            let conn = builder.serve_connection(io, service).into_owned();
-            tokio::pin!(conn);
-            // On shutdown hyper finishes the request in progress and closes, or closes at once
-            // if it has read nothing yet. So the shutdown is passed on only after hyper has
-            // been polled once, and has taken the bytes handed over with the connection.
-            let mut stopping = std::pin::pin!(stop.cancelled());
-            let mut told = false;
-            std::future::poll_fn(|cx| {
-                if let Poll::Ready(r) = conn.as_mut().poll(cx) {
-                    return Poll::Ready(r);
-                }
-                if !told && stopping.as_mut().poll(cx).is_ready() {
-                    told = true;
-                    conn.as_mut().graceful_shutdown();
-                    return conn.as_mut().poll(cx);
-                }
-                Poll::Pending
-            })
-            .await
+            serve_with_hyper(io, rest, builder, &app, &head, &stop).await
         };
         tokio::pin!(conn);
         let deadline = tokio::time::sleep(settings.header_read_timeout);
@@ -310,6 +280,51 @@ impl Connection {
         }
         metrics.connection_closed();
     }
+}
+
+/// A connection's I/O: the socket under the connection's deadlines.
+type ConnectionIo = deadlines::Deadlines<ZeroCopyStream>;
+
+/// Serves the rest of a connection with hyper, `rest` (bytes read and not answered by our
+/// HTTP/1 layer) first.
+async fn serve_with_hyper(
+    io: Pin<Box<ConnectionIo>>,
+    rest: bytes::Bytes,
+    builder: &auto::Builder<TokioExecutor>,
+    app: &Arc<App>,
+    head: &deadlines::HeadSignal,
+    stop: &CancellationToken,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let app = app.clone();
+    let head = head.clone();
+    let service = service_fn(move |req| {
+        let answering = head.head_complete();
+        let app = app.clone();
+        async move {
+            let res = crate::router::route(&app, req).await;
+            Ok::<_, Infallible>(res.map(|body| deadlines::AnsweredBody::new(body, answering)))
+        }
+    });
+    let io = TokioIo::new(http1::Prefixed::new(rest, io));
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    // On shutdown hyper finishes the request in progress and closes, or closes at once if it
+    // has read nothing yet. So the shutdown is passed on only after hyper has been polled
+    // once, and has taken the bytes handed over with the connection.
+    let mut stopping = std::pin::pin!(stop.cancelled());
+    let mut told = false;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = conn.as_mut().poll(cx) {
+            return Poll::Ready(r);
+        }
+        if !told && stopping.as_mut().poll(cx).is_ready() {
+            told = true;
+            conn.as_mut().graceful_shutdown();
+            return conn.as_mut().poll(cx);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Answers a connection over the cap with a clean 503 and closes it.
