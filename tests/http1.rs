@@ -171,15 +171,19 @@ async fn same_bytes(cache_max_object: Option<&str>) {
     hyper.stop().await;
 }
 
+/// Where the first response head in `raw` ends (after its blank line).
+fn head_end(raw: &[u8]) -> usize {
+    raw.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete head")
+        + 4
+}
+
 /// Splits raw responses at their heads; returns (head, body) pairs, bodies by content-length.
 fn responses(mut raw: &[u8], heads: &[bool]) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for &is_head in heads {
-        let end = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("a complete head")
-            + 4;
+        let end = head_end(raw);
         let head = String::from_utf8(raw[..end].to_vec()).unwrap();
         let len: usize = head
             .lines()
@@ -263,7 +267,7 @@ async fn a_body_of_unknown_length_is_sent_chunked() {
         b"GET /style.css HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
     )
     .await;
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let end = head_end(&raw);
     let head = String::from_utf8_lossy(&raw[..end]).into_owned();
     assert!(head.contains("content-encoding: gzip\r\n"), "{head}");
     assert!(head.contains("transfer-encoding: chunked\r\n"), "{head}");
