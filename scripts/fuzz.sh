@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target under fuzz/ for a bounded time (issue 7, point 1).
 #
-#   scripts/fuzz.sh                 # 15 s per target (six targets: about 1.5 min plus the build)
+#   scripts/fuzz.sh                 # 15 s per target (seven targets: about 2 min plus the build)
 #   scripts/fuzz.sh 600             # 10 min per target, for a long run by hand
 #   FUZZ_TARGETS="range policy" scripts/fuzz.sh 60
 #
@@ -28,7 +28,7 @@ ci() { [[ -n "${CI:-}" && "${CI}" != false && "${CI}" != 0 ]]; }
 
 seconds="${1:-15}"
 [[ "$seconds" =~ ^[0-9]+$ && "$seconds" -gt 0 ]] || die "SECONDS_PER_TARGET must be a positive number, got '$seconds'"
-targets="${FUZZ_TARGETS:-range etag_list conditions accept_encoding map_path policy}"
+targets="${FUZZ_TARGETS:-range etag_list conditions accept_encoding map_path policy http1_head}"
 sanitizer="${FUZZ_SANITIZER:-none}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -59,6 +59,7 @@ options_for() {
         range) echo "-dict=dict/range.dict -max_len=512" ;;
         policy) echo "-dict=dict/policy.dict -max_len=8192" ;;
         map_path) echo "-dict=dict/http.dict -max_len=4096" ;;
+        http1_head) echo "-dict=dict/http1.dict -max_len=4096" ;;
         *) echo "-dict=dict/http.dict -max_len=1024" ;;
     esac
 }

@@ -25,7 +25,7 @@
 //! being answered finishes that answer with `connection: close`.
 
 mod date;
-mod head;
+pub mod head;
 mod prefixed;
 mod scratch;
 mod write;

@@ -1,0 +1,92 @@
+//! `server::http1::head`: the request-head parser of our HTTP/1.1 layer (`parse`, `fill`,
+//! `has_token`), on any bytes a client may send.
+//!
+//! Input: the bytes read from a connection. Besides "never panics", what the connection driver
+//! relies on to hand requests to the router or to hyper without losing or misreading a byte:
+//! - a head taken here (`Ours`) ends inside the input, with its blank line, within the size
+//!   limit, and parses the same from its own bytes (what follows it cannot change it);
+//! - every shorter prefix of it is `Partial` (a head read in pieces is taken the same way);
+//! - `Partial` only while the input is shorter than the limit;
+//! - the request built from it is a `GET` or `HEAD` in origin form, HTTP/1.1, with exactly the
+//!   head's fields and none of the fields that belong to hyper (a body's length, `Expect`,
+//!   `Upgrade`), and `close` is whether a `Connection` field lists `close`.
+#![no_main]
+
+use bytes::Bytes;
+use cdn_origin::server::http1::head::{self, Parsed};
+use http::{Method, Request, Version};
+use http_body_util::Empty;
+use libfuzzer_sys::fuzz_target;
+
+/// The default `max_header_size`, and a small limit that heads in the corpus exceed.
+const LIMITS: [usize; 2] = [8 * 1024, 64];
+
+fuzz_target!(|data: &[u8]| {
+    for max_head in LIMITS {
+        check(data, max_head);
+    }
+});
+
+fn check(data: &[u8], max_head: usize) {
+    if data.is_empty() {
+        return;
+    }
+    let mut fields = Vec::new();
+    let parsed = head::parse(data, &mut fields, max_head);
+    let h = match parsed {
+        Parsed::Partial => {
+            assert!(data.len() < max_head, "partial past the limit");
+            return;
+        }
+        Parsed::Foreign => return,
+        Parsed::Ours(h) => h,
+    };
+    assert!(h.len <= data.len() && h.len <= max_head, "head length {}", h.len);
+    let own = &data[..h.len];
+    assert!(own.ends_with(b"\n"), "a head ends with its blank line");
+    assert!(fields.len() <= head::MAX_HEADERS);
+
+    // The same head from its own bytes only.
+    let mut again = Vec::new();
+    match head::parse(own, &mut again, max_head) {
+        Parsed::Ours(h2) => {
+            assert_eq!((h2.len, h2.is_head, h2.close), (h.len, h.is_head, h.close));
+            assert_eq!(again.len(), fields.len());
+        }
+        other => panic!("the head alone parsed as {other:?}"),
+    }
+    // Read in pieces: every prefix waits for more.
+    for cut in [1, h.len / 2, h.len - 1] {
+        if cut > 0 && cut < h.len {
+            let mut f = Vec::new();
+            let p = head::parse(&data[..cut], &mut f, max_head);
+            assert!(matches!(p, Parsed::Partial), "prefix of {cut} bytes: {p:?}");
+        }
+    }
+
+    let bytes = Bytes::copy_from_slice(own);
+    let mut req = Request::new(Empty::<Bytes>::new());
+    if !head::fill(&mut req, &bytes, &h, &fields) {
+        // A name, value or target `http` rejects: hyper answers 400.
+        return;
+    }
+    let method = if h.is_head { Method::HEAD } else { Method::GET };
+    assert_eq!(req.method(), method);
+    assert_eq!(req.version(), Version::HTTP_11);
+    assert!(req.uri().scheme().is_none() && req.uri().authority().is_none());
+    assert!(req.uri().path().starts_with('/'));
+    let headers = req.headers();
+    assert_eq!(headers.len(), fields.len(), "every field line, once");
+    for name in ["content-length", "transfer-encoding", "expect", "upgrade"] {
+        assert!(!headers.contains_key(name), "{name} taken here");
+    }
+    let close = headers
+        .get_all("connection")
+        .iter()
+        .any(|v| head::has_token(v.as_bytes(), b"close"));
+    assert_eq!(close, h.close, "Connection: close");
+
+    // Emptied for the next request, the request keeps none of these fields.
+    head::clear(&mut req);
+    assert!(req.headers().is_empty());
+}
