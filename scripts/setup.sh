@@ -78,6 +78,8 @@ missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+# tests/cdn.rs puts real CDN caches in front of the server: Varnish and nginx's proxy_cache.
+command -v varnishd >/dev/null 2>&1 || [[ -x /usr/sbin/varnishd ]] || missing+=(varnish)
 # Benchmarks: the brotli CLI makes the .br sidecars, and nginx's brotli_static module lets the
 # nginx peer serve them too (an honest comparison for precompressed CSS).
 command -v brotli >/dev/null 2>&1 || missing+=(brotli)
@@ -102,11 +104,11 @@ fi
 
 if [[ ${#missing[@]} -gt 0 ]]; then
     if ! apt_install "${missing[@]}"; then
-        # nginx and wrk only serve the benchmarks; do not fail the test setup for them.
+        # wrk and brotli only serve the benchmarks; do not fail the test setup for them.
         log "installing ${missing[*]} together failed; retrying the ones the tests need"
         required=()
         for pkg in "${missing[@]}"; do
-            case "$pkg" in prometheus | python3-venv | openssl | iproute2) required+=("$pkg") ;; esac
+            case "$pkg" in prometheus | python3-venv | openssl | iproute2 | nginx | varnish) required+=("$pkg") ;; esac
         done
         if [[ ${#required[@]} -gt 0 ]]; then
             apt_install "${required[@]}" || die "could not install ${required[*]}"
@@ -114,7 +116,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
         log "warning: benchmark tools may be missing (nginx, wrk, brotli)"
     fi
 else
-    log "system packages present (promtool, nginx, brotli, wrk, openssl, ss, python venv)"
+    log "system packages present (promtool, nginx, varnish, brotli, wrk, openssl, ss, python venv)"
 fi
 
 # ---------------------------------------------------------------------------------------------
