@@ -11,6 +11,7 @@ pub mod app;
 pub mod cache;
 pub mod conditional;
 pub mod config;
+pub mod content_type;
 pub mod db;
 pub mod encoding;
 pub mod etag;

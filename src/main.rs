@@ -131,7 +131,8 @@ fn explain(path: &str, policies: &std::path::Path) -> ExitCode {
     let explicit = policies != std::path::Path::new("policies");
     match load_policies(policies, explicit) {
         Ok(handle) => {
-            let (_, mime) = cdn_origin::object::content_type_for(path.trim_start_matches('/'));
+            let (_, mime) =
+                cdn_origin::content_type::content_type_for(path.trim_start_matches('/'));
             let path = if path.starts_with('/') {
                 path.to_string()
             } else {

@@ -24,6 +24,7 @@ use lru::LruCache;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
+use crate::content_type::content_type_for;
 use crate::encoding::Encoding;
 use crate::etag::ETag;
 use crate::policy::{Policy, PolicyChoice, PolicySet};
@@ -157,26 +158,6 @@ impl Object {
     pub fn sidecar(&self, encoding: Encoding) -> Option<&Sidecar> {
         self.sidecars.iter().find(|s| s.encoding == encoding)
     }
-}
-
-/// Content-Type and its essence for a key, by extension (mime_guess); `charset=utf-8` on text
-/// types and on JavaScript/JSON; `application/octet-stream` when unknown.
-pub fn content_type_for(key: &str) -> (HeaderValue, String) {
-    let mime = mime_guess::from_path(key).first_or_octet_stream();
-    let essence = mime.essence_str().to_string();
-    let texty = mime.type_() == mime_guess::mime::TEXT
-        || matches!(
-            essence.as_str(),
-            "application/javascript" | "application/json" | "application/xml" | "image/svg+xml"
-        );
-    let value = if texty && mime.get_param("charset").is_none() {
-        format!("{essence}; charset=utf-8")
-    } else {
-        mime.to_string()
-    };
-    let header = HeaderValue::from_str(&value)
-        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
-    (header, essence)
 }
 
 /// Memo key: everything that changes when the bytes change.

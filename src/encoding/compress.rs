@@ -38,7 +38,7 @@ pub fn is_compressible(content_type: &str) -> bool {
     let Some((kind, subtype)) = essence.split_once('/') else {
         return false;
     };
-    const APPLICATION: [&str; 12] = [
+    const APPLICATION: [&str; 13] = [
         "javascript",
         "x-javascript",
         "ecmascript",
@@ -51,6 +51,7 @@ pub fn is_compressible(content_type: &str) -> bool {
         "x-sh",
         "graphql",
         "vnd.ms-fontobject",
+        "vnd.apple.mpegurl",
     ];
     const FONT: [&str; 4] = ["ttf", "otf", "sfnt", "collection"];
     let is = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
@@ -279,7 +280,11 @@ mod tests {
             ("font/ttf", true),
             ("font/otf", true),
             ("application/vnd.ms-fontobject", true),
+            ("application/vnd.apple.mpegurl", true),
+            ("application/dash+xml", true),
             ("image/png", false),
+            ("video/mp2t", false),
+            ("video/iso.segment", false),
             ("image/jpeg", false),
             ("image/webp", false),
             ("image/x-icon", false),

@@ -1,0 +1,119 @@
+//! Content-Type by a key's extension: `mime_guess`, corrected where its first guess is not what
+//! browsers and players expect of a web asset, with `charset=utf-8` on text.
+//!
+//! Every response carries `X-Content-Type-Options: nosniff`, so the type is what a browser
+//! goes by: a module script sent as anything but a JavaScript type is refused, and an HLS
+//! player is handed a segment type it knows or not. The type also picks the cache policy
+//! (`font/*`, `video/*`), whether a body is compressed, and CORS for fonts and media, so a
+//! font sent as `application/font-sfnt` would miss the font rules entirely.
+//!
+//! The corrections follow the registrations of today and the types nginx's `mime.types`
+//! sends for the same files:
+//!
+//! | extension | `mime_guess` | sent |
+//! | --- | --- | --- |
+//! | `.mjs`, `.cjs` | `application/javascript` | `text/javascript` (RFC 9239, as `.js`) |
+//! | `.woff`, `.otf` | `application/font-woff`, `application/font-sfnt` | `font/woff`, `font/otf` (RFC 8081) |
+//! | `.ts` | `video/vnd.dlna.mpeg-tts` | `video/mp2t` (HLS segments) |
+//! | `.m4s` | `application/octet-stream` | `video/iso.segment` (fMP4 segments of HLS and DASH) |
+//! | `.m3u8` | `audio/x-mpegurl` | `application/vnd.apple.mpegurl` (HLS playlists) |
+//! | `.map` | `text/plain` | `application/json` (source maps) |
+
+use http::HeaderValue;
+
+/// The corrected types, by lower-case extension.
+const CORRECTIONS: [(&str, &str); 8] = [
+    ("mjs", "text/javascript"),
+    ("cjs", "text/javascript"),
+    ("woff", "font/woff"),
+    ("otf", "font/otf"),
+    ("ts", "video/mp2t"),
+    ("m4s", "video/iso.segment"),
+    ("m3u8", "application/vnd.apple.mpegurl"),
+    ("map", "application/json"),
+];
+
+/// Content-Type and its essence for a key, by extension; `charset=utf-8` on text types and on
+/// JavaScript/JSON/XML/SVG; `application/octet-stream` when unknown.
+pub fn content_type_for(key: &str) -> (HeaderValue, String) {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let corrected = name.rsplit_once('.').and_then(|(_, ext)| {
+        CORRECTIONS
+            .iter()
+            .find(|(e, _)| e.eq_ignore_ascii_case(ext))
+            .map(|(_, m)| *m)
+    });
+    let mime = match corrected {
+        Some(m) => m
+            .parse()
+            .unwrap_or(mime_guess::mime::APPLICATION_OCTET_STREAM),
+        None => mime_guess::from_path(key).first_or_octet_stream(),
+    };
+    let essence = mime.essence_str().to_string();
+    let texty = mime.type_() == mime_guess::mime::TEXT
+        || matches!(
+            essence.as_str(),
+            "application/javascript"
+                | "application/json"
+                | "application/xml"
+                | "image/svg+xml"
+                | "application/vnd.apple.mpegurl"
+        );
+    let value = if texty && mime.get_param("charset").is_none() {
+        format!("{essence}; charset=utf-8")
+    } else {
+        mime.to_string()
+    };
+    let header = HeaderValue::from_str(&value)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    (header, essence)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(key: &str) -> String {
+        content_type_for(key).0.to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn web_assets_get_the_types_browsers_and_players_expect() {
+        for (key, want) in [
+            ("a/app.js", "text/javascript; charset=utf-8"),
+            ("a/app.mjs", "text/javascript; charset=utf-8"),
+            ("a/APP.MJS", "text/javascript; charset=utf-8"),
+            ("lib.cjs", "text/javascript; charset=utf-8"),
+            ("app.js.map", "application/json; charset=utf-8"),
+            ("site.css", "text/css; charset=utf-8"),
+            ("index.html", "text/html; charset=utf-8"),
+            ("data.json", "application/json; charset=utf-8"),
+            ("logo.svg", "image/svg+xml; charset=utf-8"),
+            ("f.woff", "font/woff"),
+            ("f.woff2", "font/woff2"),
+            ("f.otf", "font/otf"),
+            ("f.ttf", "font/ttf"),
+            ("hls/seg-001.ts", "video/mp2t"),
+            ("hls/seg-001.m4s", "video/iso.segment"),
+            (
+                "hls/index.m3u8",
+                "application/vnd.apple.mpegurl; charset=utf-8",
+            ),
+            ("dash/manifest.mpd", "application/dash+xml"),
+            ("clip.mp4", "video/mp4"),
+            ("m.wasm", "application/wasm"),
+            ("photo.avif", "image/avif"),
+            ("no-extension", "application/octet-stream"),
+            ("dir.v2/no-extension", "application/octet-stream"),
+            (".hidden", "application/octet-stream"),
+        ] {
+            assert_eq!(sent(key), want, "{key}");
+        }
+    }
+
+    #[test]
+    fn the_essence_has_no_parameters() {
+        assert_eq!(content_type_for("a.css").1, "text/css");
+        assert_eq!(content_type_for("a.woff").1, "font/woff");
+    }
+}
