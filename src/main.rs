@@ -1,5 +1,6 @@
 //! The `cdn-origin` command: parse settings, set up logging, run the server or a subcommand.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use cdn_origin::app::{App, load_policies};
@@ -70,8 +71,12 @@ fn fail(message: &str) -> ExitCode {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal: a log file, journald or `docker logs` would
+    // keep the escape codes as text. NO_COLOR (no-color.org) turns them off there too.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -75,7 +75,7 @@ async fn serves_a_folder_from_any_directory_and_exits_zero_on_sigterm() {
     let dir = local_fixtures();
     let elsewhere = tempfile::tempdir().unwrap(); // no policies/ here: embedded defaults apply
     let port = free_port();
-    let mut child = tokio::process::Command::new(BIN)
+    let child = tokio::process::Command::new(BIN)
         .arg(dir.path())
         .env("CDN_ORIGIN_LISTEN", format!("127.0.0.1:{port}"))
         .current_dir(elsewhere.path())
@@ -104,17 +104,24 @@ async fn serves_a_folder_from_any_directory_and_exits_zero_on_sigterm() {
         .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+    let out = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(0));
     let (code, _, _) = run(&[
         "healthcheck",
         "--url",
         &format!("http://127.0.0.1:{port}/health"),
     ]);
     assert_eq!(code, 1, "healthcheck fails once the server is gone");
+    // The human log on a pipe (a file, journald, `docker logs`): plain text, no colour codes.
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("listening"), "the log was read: {log}");
+    assert!(
+        !log.contains('\x1b'),
+        "escape codes in a piped log: {log:?}"
+    );
 }
 
 #[test]
