@@ -276,3 +276,125 @@ async fn metrics_pass_promtool() {
     );
     srv.stop().await;
 }
+
+/// `cdn_origin_connections_closed_total{reason}` from the server's own registry.
+fn closed(srv: &TestServer, reason: &str) -> f64 {
+    let text = srv.app.metrics.encode();
+    metric_sum(
+        &text,
+        "cdn_origin_connections_closed_total",
+        &format!("reason=\"{reason}\""),
+    )
+}
+
+/// Waits (up to 5 s) until `reason` has counted `n` connections.
+async fn until_closed(srv: &TestServer, reason: &str, n: f64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while closed(srv, reason) < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{reason}: {} of {n} in 5 s; all: {:?}",
+            closed(srv, reason),
+            srv.app
+                .metrics
+                .encode()
+                .lines()
+                .filter(|l| l.starts_with("cdn_origin_connections_closed_total"))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(closed(srv, reason), n, "{reason}");
+}
+
+/// Reads from `s` until the server closes it (or 10 s pass); what it sent.
+async fn read_until_closed(s: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn every_way_a_connection_ends_is_counted_by_its_reason() {
+    connection_ends_are_counted(true).await;
+}
+
+#[tokio::test]
+async fn every_way_a_connection_ends_is_counted_through_hyper_alone() {
+    connection_ends_are_counted(false).await;
+}
+
+/// Each way a connection can end, once, with our HTTP/1 layer or with hyper alone.
+async fn connection_ends_are_counted(fast_http1: bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    let dir = local_fixtures();
+    let mut a = args(dir.path());
+    a.header_read_timeout = Some("1s".parse().unwrap());
+    a.idle_timeout = Some("1s".parse().unwrap());
+    a.fast_http1 = Some(fast_http1);
+    let srv = start(a, None).await;
+
+    // Closed in good order: the client asked for it.
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_until_closed(&mut s).await.starts_with("HTTP/1.1 200"));
+    until_closed(&srv, "closed", 1.0).await;
+
+    // A head that cannot be parsed: hyper answers 400; the router never sees it.
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_until_closed(&mut s).await.starts_with("HTTP/1.1 400"));
+    until_closed(&srv, "bad_request", 1.0).await;
+
+    // A head that never completes (slowloris).
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    assert_eq!(read_until_closed(&mut s).await, "");
+    until_closed(&srv, "header_timeout", 1.0).await;
+
+    // A keep-alive connection left idle after its answer.
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"HEAD /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_until_closed(&mut s).await.starts_with("HTTP/1.1 200"));
+    until_closed(&srv, "idle_timeout", 1.0).await;
+
+    // A client that leaves in the middle of a 2 MB body: closing with unread bytes resets
+    // the connection, and the server's next write fails.
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"GET /video/clip.mp4 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 1024];
+    s.read_exact(&mut first).await.unwrap();
+    drop(s);
+    until_closed(&srv, "client_gone", 1.0).await;
+
+    // HTTP/2 that breaks the protocol: after the preface and an empty SETTINGS frame, a DATA
+    // frame on stream 0.
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    read_until_closed(&mut s).await;
+    until_closed(&srv, "protocol", 1.0).await;
+
+    // Nothing else was counted, and every accepted connection is accounted for.
+    let text = srv.app.metrics.encode();
+    let ended = metric_sum(&text, "cdn_origin_connections_closed_total", "");
+    assert_eq!(ended, 6.0, "{text}");
+    assert_eq!(
+        metric_sum(&text, "cdn_origin_connections_total", ""),
+        6.0,
+        "{text}"
+    );
+    srv.stop().await;
+}

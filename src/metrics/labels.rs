@@ -247,6 +247,34 @@ pub(crate) enum SavedReason {
 }
 label_enum!(SavedReason { NotModified => "not_modified", Compression => "compression" });
 
+/// How a client connection ended (`cdn_origin_connections_closed_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionEnd {
+    /// Closed in good order: by the client, after `Connection: close`, or on shutdown.
+    Closed,
+    /// Idle between requests for `idle_timeout`.
+    IdleTimeout,
+    /// No complete request head within `header_read_timeout` (slow or silent clients).
+    HeaderTimeout,
+    /// A request that could not be parsed (answered 400, 414 or 431 where it still could be).
+    BadRequest,
+    /// An HTTP/2 protocol error.
+    Protocol,
+    /// The client went away in the middle of an exchange (reset, broken pipe, cut message).
+    ClientGone,
+    /// Anything else, such as a response body whose store read failed halfway.
+    Other,
+}
+label_enum!(ConnectionEnd {
+    Closed => "closed",
+    IdleTimeout => "idle_timeout",
+    HeaderTimeout => "header_timeout",
+    BadRequest => "bad_request",
+    Protocol => "protocol",
+    ClientGone => "client_gone",
+    Other => "other",
+});
+
 /// Outcome of a database check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum CheckOutcome {
@@ -281,6 +309,11 @@ impl RequestLabels {
 pub(crate) struct SavedLabels {
     pub reason: SavedReason,
     pub class: ContentClass,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct ConnectionEndLabels {
+    pub reason: ConnectionEnd,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]

@@ -31,7 +31,8 @@ mod window;
 
 pub use expose::CONTENT_TYPE;
 pub use labels::{
-    BreakerState, CacheLabel, ContentClass, MethodLabel, StatusClass, StoreOp, StoreOutcome,
+    BreakerState, CacheLabel, ConnectionEnd, ContentClass, MethodLabel, StatusClass, StoreOp,
+    StoreOutcome,
 };
 pub use traffic::{
     BytesSaved, HitRatios, MinuteTotals, Rates, RequestCounts, TrafficSnapshot, hit_ratio,
@@ -40,7 +41,8 @@ pub use traffic::{
 use histogram::AtomicHistogram;
 use labels::{
     BreakerLabels, BreakerTransitionLabels, CacheOnlyLabels, CheckLabels, CheckOutcome,
-    RequestLabels, SavedLabels, SavedReason, StoreLabels, StoreNameLabels, StoreOpLabels,
+    ConnectionEndLabels, RequestLabels, SavedLabels, SavedReason, StoreLabels, StoreNameLabels,
+    StoreOpLabels,
 };
 use parking_lot::{Mutex, RwLock};
 use prometheus_client::metrics::counter::Counter;
@@ -131,6 +133,7 @@ pub struct Metrics {
     store_bytes: Family<StoreNameLabels, Counter>,
     open_connections: Gauge,
     connections: Counter,
+    connections_closed: Family<ConnectionEndLabels, Counter>,
     cache_bytes: Gauge<u64, AtomicU64>,
     cache_entries: Gauge<u64, AtomicU64>,
     cache_evictions: Counter,
@@ -182,6 +185,7 @@ impl Metrics {
             store_bytes: Family::default(),
             open_connections: Gauge::default(),
             connections: Counter::default(),
+            connections_closed: Family::default(),
             cache_bytes: Gauge::default(),
             cache_entries: Gauge::default(),
             cache_evictions: Counter::default(),
@@ -385,9 +389,12 @@ impl Metrics {
         self.open_connections.inc();
     }
 
-    /// A client connection ended.
-    pub fn connection_closed(&self) {
+    /// A client connection ended, in the way `end` says.
+    pub fn connection_closed(&self, end: ConnectionEnd) {
         self.open_connections.dec();
+        self.connections_closed
+            .get_or_create(&ConnectionEndLabels { reason: end })
+            .inc();
     }
 
     /// Current hot-cache size in bytes and entries.

@@ -61,6 +61,11 @@ impl Metrics {
             "Client connections accepted",
             self.connections.clone(),
         );
+        r.register(
+            "connections_closed",
+            "Client connections ended, by how they ended",
+            self.connections_closed.clone(),
+        );
         r.register_with_unit(
             "cache",
             "Hot cache size (bodies, variants and metadata)",

@@ -367,7 +367,7 @@ fn gauges_follow_connections_cache_and_pool() {
     let m = Metrics::new();
     m.connection_opened();
     m.connection_opened();
-    m.connection_closed();
+    m.connection_closed(ConnectionEnd::IdleTimeout);
     m.set_cache_usage(4_096, 3);
     m.cache_evicted(2);
     m.set_db_pool(4, 3, 0, 10);
@@ -375,6 +375,13 @@ fn gauges_follow_connections_cache_and_pool() {
     let text = m.encode();
     assert_eq!(sample(&text, "cdn_origin_open_connections"), 1.0);
     assert_eq!(sample(&text, "cdn_origin_connections_total"), 2.0);
+    assert_eq!(
+        sample(
+            &text,
+            "cdn_origin_connections_closed_total{reason=\"idle_timeout\"}"
+        ),
+        1.0
+    );
     assert_eq!(sample(&text, "cdn_origin_cache_bytes"), 4_096.0);
     assert_eq!(sample(&text, "cdn_origin_cache_entries"), 3.0);
     assert_eq!(sample(&text, "cdn_origin_cache_evictions_total"), 2.0);

@@ -32,7 +32,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -55,6 +55,10 @@ pub fn may_be_h2_preface(bytes: &[u8]) -> bool {
 struct Exchange {
     heads: AtomicU64,
     answering: AtomicUsize,
+    /// The deadline that ended the connection: 0 none, else [`Expired::code`]. Read by the
+    /// server when the connection is over, since hyper closes an idle keep-alive connection
+    /// whose read failed as if the client had closed it, without passing the error on.
+    expired: AtomicU8,
 }
 
 impl Exchange {
@@ -94,6 +98,11 @@ impl HeadSignal {
     /// Whether the connection has produced a request yet.
     pub fn served(&self) -> bool {
         self.0.heads.load(Ordering::Relaxed) > 0
+    }
+
+    /// The deadline that expired on this connection, if one did.
+    pub fn expired(&self) -> Option<Expired> {
+        Expired::from_code(self.0.expired.load(Ordering::Relaxed))
     }
 }
 
@@ -281,7 +290,15 @@ impl<T> Deadlines<T> {
                     None
                 };
                 let idle_due = *this.last_progress + *this.idle;
-                check(this.timer.as_mut(), idle_due, head_due, cx).map(Err)
+                check(this.timer.as_mut(), idle_due, head_due, cx).map(|expired| {
+                    if let Some(head) = this.head.as_ref() {
+                        head.signal
+                            .0
+                            .expired
+                            .store(expired.code(), Ordering::Relaxed);
+                    }
+                    Err(io::Error::new(io::ErrorKind::TimedOut, expired))
+                })
             }
         }
     }
@@ -296,7 +313,7 @@ fn check(
     idle_due: Instant,
     head_due: Option<Instant>,
     cx: &mut Context<'_>,
-) -> Poll<io::Error> {
+) -> Poll<Expired> {
     let due = head_due.map_or(idle_due, |head| head.min(idle_due));
     if due < timer.deadline() {
         timer.as_mut().reset(due);
@@ -307,16 +324,10 @@ fn check(
             Poll::Ready(()) => {
                 let now = Instant::now();
                 if head_due.is_some_and(|head| now >= head) {
-                    return Poll::Ready(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "request head not complete within the header-read timeout",
-                    ));
+                    return Poll::Ready(Expired::Head);
                 }
                 if now >= idle_due {
-                    return Poll::Ready(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "connection idle timeout",
-                    ));
+                    return Poll::Ready(Expired::Idle);
                 }
                 timer.as_mut().reset(due);
             }
@@ -377,6 +388,45 @@ impl<T: AsyncWrite> AsyncWrite for Deadlines<T> {
         self.project().inner.poll_shutdown(cx)
     }
 }
+
+/// Which deadline ended a connection: the inner error of the `TimedOut` errors that the
+/// wrapper's reads and writes return, so that the server can count the two apart
+/// ([`crate::metrics::ConnectionEnd`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expired {
+    /// The request head was not complete within the header-read timeout.
+    Head,
+    /// No traffic for the idle timeout.
+    Idle,
+}
+
+impl Expired {
+    const fn code(self) -> u8 {
+        match self {
+            Expired::Head => 1,
+            Expired::Idle => 2,
+        }
+    }
+
+    const fn from_code(code: u8) -> Option<Expired> {
+        match code {
+            1 => Some(Expired::Head),
+            2 => Some(Expired::Idle),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Expired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Expired::Head => "request head not complete within the header-read timeout",
+            Expired::Idle => "connection idle timeout",
+        })
+    }
+}
+
+impl std::error::Error for Expired {}
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,7 @@
 //! to the drain timeout, then return so the process exits 0.
 
 pub mod deadlines;
+mod ending;
 pub mod http1;
 pub mod loops;
 
@@ -33,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::{TaskTracker, task_tracker::TaskTrackerToken};
 
 use crate::app::App;
+use crate::metrics::ConnectionEnd;
 use crate::sendfile::ZeroCopyStream;
 
 /// A bound, not yet running, server.
@@ -271,14 +273,24 @@ impl Connection {
             Poll::Pending
         })
         .await;
-        match result {
+        let end = match result {
             Some(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
+                ending::classify(&*e)
             }
-            None => tracing::debug!(%peer, "no request within the header timeout; closed"),
-            Some(Ok(())) => {}
-        }
-        metrics.connection_closed();
+            None => {
+                tracing::debug!(%peer, "no request within the header timeout; closed");
+                ConnectionEnd::HeaderTimeout
+            }
+            Some(Ok(())) => ConnectionEnd::Closed,
+        };
+        // A deadline that fired is the reason, however the error came back (hyper ends an
+        // idle keep-alive connection whose read failed as if the client had closed it).
+        let end = match head.expired() {
+            Some(expired) => ending::of_deadline(expired),
+            None => end,
+        };
+        metrics.connection_closed(end);
     }
 }
 

@@ -1,0 +1,144 @@
+//! How a connection ended, for `cdn_origin_connections_closed_total{reason}`: the error that
+//! our HTTP/1 layer or hyper returned, read down its chain of sources.
+//!
+//! A deadline of `deadlines` that fired is the reason whatever the error says: the server asks
+//! the connection's head signal first ([`of_deadline`]), because hyper ends an idle keep-alive
+//! connection whose read failed as if the client had closed it.
+//!
+//! The requests hyper answers by itself (a head it cannot parse gets a 400, 414 or 431 and the
+//! connection closes) never reach the router, so they are not in the request metrics; this is
+//! where they, slow clients, idle keep-alive connections and clients that leave halfway show.
+
+use std::error::Error;
+use std::io;
+
+use super::deadlines::Expired;
+use crate::metrics::ConnectionEnd;
+
+/// The reason for a connection that ended with `err`.
+pub fn classify(err: &(dyn Error + 'static)) -> ConnectionEnd {
+    let mut saw_hyper = false;
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(e) = e.downcast_ref::<io::Error>() {
+            return of_io(e);
+        }
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            if h.is_parse() || h.is_parse_too_large() {
+                return ConnectionEnd::BadRequest;
+            }
+            if h.is_timeout() {
+                return ConnectionEnd::HeaderTimeout;
+            }
+            if h.is_incomplete_message() || h.is_body_write_aborted() || h.is_canceled() {
+                return ConnectionEnd::ClientGone;
+            }
+            if h.is_user() {
+                // Our side: a response body that failed (a store read cut off halfway).
+                return ConnectionEnd::Other;
+            }
+            saw_hyper = true;
+        }
+        next = e.source();
+    }
+    // A hyper error with no I/O error under it is, on a server, HTTP/2's: a frame or a stream
+    // the client got wrong (hyper's HTTP/1 errors are all told apart above).
+    if saw_hyper {
+        ConnectionEnd::Protocol
+    } else {
+        ConnectionEnd::Other
+    }
+}
+
+/// The reason for a connection that one of its deadlines ended.
+pub fn of_deadline(expired: Expired) -> ConnectionEnd {
+    match expired {
+        Expired::Head => ConnectionEnd::HeaderTimeout,
+        Expired::Idle => ConnectionEnd::IdleTimeout,
+    }
+}
+
+fn of_io(e: &io::Error) -> ConnectionEnd {
+    if let Some(expired) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<Expired>())
+    {
+        return of_deadline(*expired);
+    }
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::NotConnected
+        | io::ErrorKind::WriteZero => ConnectionEnd::ClientGone,
+        _ => ConnectionEnd::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type BoxError = Box<dyn Error + Send + Sync>;
+
+    fn of(e: BoxError) -> ConnectionEnd {
+        classify(&*e)
+    }
+
+    #[test]
+    fn deadlines_are_told_apart_from_other_timeouts() {
+        let head = io::Error::new(io::ErrorKind::TimedOut, Expired::Head);
+        let idle = io::Error::new(io::ErrorKind::TimedOut, Expired::Idle);
+        assert_eq!(of(head.into()), ConnectionEnd::HeaderTimeout);
+        assert_eq!(of(idle.into()), ConnectionEnd::IdleTimeout);
+        let other = io::Error::new(io::ErrorKind::TimedOut, "something else");
+        assert_eq!(of(other.into()), ConnectionEnd::Other);
+    }
+
+    #[test]
+    fn a_client_that_left_is_client_gone() {
+        for kind in [
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::BrokenPipe,
+            io::ErrorKind::UnexpectedEof,
+        ] {
+            assert_eq!(
+                of(io::Error::from(kind).into()),
+                ConnectionEnd::ClientGone,
+                "{kind:?}"
+            );
+        }
+        assert_eq!(
+            of(io::Error::from(io::ErrorKind::InvalidData).into()),
+            ConnectionEnd::Other
+        );
+    }
+
+    /// An error that wraps another, as hyper's and h2's errors do.
+    #[derive(Debug)]
+    struct Wrapping(BoxError);
+
+    impl std::fmt::Display for Wrapping {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("wrapping")
+        }
+    }
+
+    impl Error for Wrapping {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&*self.0)
+        }
+    }
+
+    #[test]
+    fn the_chain_of_sources_is_read_down_to_the_io_error() {
+        let inner = io::Error::new(io::ErrorKind::TimedOut, Expired::Idle);
+        let e = Wrapping(Box::new(Wrapping(inner.into())));
+        assert_eq!(of(Box::new(e)), ConnectionEnd::IdleTimeout);
+        assert_eq!(
+            of(Box::new(Wrapping("no io here".into()))),
+            ConnectionEnd::Other
+        );
+    }
+}
