@@ -3,7 +3,8 @@
 //! the metric names without starting the server.
 
 use cdn_origin::metrics::{
-    BreakerState, CacheLabel, ContentClass, Metrics, RequestRecord, StoreOp, StoreOutcome,
+    BreakerState, CacheLabel, ConnectionEnd, ContentClass, Metrics, RequestRecord, StoreOp,
+    StoreOutcome,
 };
 use std::time::Duration;
 
@@ -90,6 +91,10 @@ fn main() {
         Duration::from_secs(5),
         0,
     );
+    for end in ConnectionEnd::ALL {
+        m.connection_opened();
+        m.connection_closed(end);
+    }
     m.connection_opened();
     m.set_cache_usage(1 << 20, 42);
     m.cache_evicted(3);
