@@ -331,6 +331,7 @@ async fn connection_ends_are_counted(fast_http1: bool) {
     use tokio::net::TcpStream;
 
     let dir = local_fixtures();
+    std::fs::write(dir.path().join("big.bin"), bytes_of(32 << 20, 9)).unwrap();
     let mut a = args(dir.path());
     a.header_read_timeout = Some("1s".parse().unwrap());
     a.idle_timeout = Some("1s".parse().unwrap());
@@ -367,10 +368,11 @@ async fn connection_ends_are_counted(fast_http1: bool) {
     assert!(read_until_closed(&mut s).await.starts_with("HTTP/1.1 200"));
     until_closed(&srv, "idle_timeout", 1.0).await;
 
-    // A client that leaves in the middle of a 2 MB body: closing with unread bytes resets
-    // the connection, and the server's next write fails.
+    // A client that leaves in the middle of a 32 MiB body (more than loopback's socket
+    // buffers hold): closing with unread bytes resets the connection while the server is
+    // still writing, and its next write fails.
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(b"GET /video/clip.mp4 HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
     let mut first = [0u8; 1024];
@@ -387,13 +389,29 @@ async fn connection_ends_are_counted(fast_http1: bool) {
     read_until_closed(&mut s).await;
     until_closed(&srv, "protocol", 1.0).await;
 
+    // An HTTP/2 connection left idle after a request: the idle deadline, as for HTTP/1. (One
+    // that never sends a request ends at the first-request deadline: `header_timeout`.)
+    let h2 = h2_client();
+    let res = h2.get(srv.url("/hello.txt")).send().await.unwrap();
+    assert_eq!(res.version(), reqwest::Version::HTTP_2);
+    assert_eq!(res.text().await.unwrap(), "hello, world\n");
+    until_closed(&srv, "idle_timeout", 2.0).await;
+    drop(h2);
+
+    // A client that closes in the middle of a request head.
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHo").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(s);
+    until_closed(&srv, "client_gone", 2.0).await;
+
     // Nothing else was counted, and every accepted connection is accounted for.
     let text = srv.app.metrics.encode();
     let ended = metric_sum(&text, "cdn_origin_connections_closed_total", "");
-    assert_eq!(ended, 6.0, "{text}");
+    assert_eq!(ended, 8.0, "{text}");
     assert_eq!(
         metric_sum(&text, "cdn_origin_connections_total", ""),
-        6.0,
+        8.0,
         "{text}"
     );
     srv.stop().await;

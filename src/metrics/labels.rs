@@ -252,7 +252,8 @@ label_enum!(SavedReason { NotModified => "not_modified", Compression => "compres
 pub enum ConnectionEnd {
     /// Closed in good order: by the client, after `Connection: close`, or on shutdown.
     Closed,
-    /// Idle between requests for `idle_timeout`.
+    /// No traffic for `idle_timeout`: idle between requests, or a client that stopped reading
+    /// a response.
     IdleTimeout,
     /// No complete request head within `header_read_timeout` (slow or silent clients).
     HeaderTimeout,

@@ -235,6 +235,9 @@ pin_project! {
         last_progress: Instant,
         progressed: bool,
         head: Option<HeadClock>,
+        // Where the deadline that ends the connection is recorded, on either protocol (the
+        // head clock goes away once a connection turns out to be HTTP/2).
+        expiry: Option<HeadSignal>,
     }
 }
 
@@ -249,12 +252,14 @@ impl<T> Deadlines<T> {
             last_progress: now,
             progressed: false,
             head: None,
+            expiry: None,
         }
     }
 
     /// Adds the request-head deadline: `limit` from the first byte of a head to the service
     /// receiving it ([`HeadSignal::head_complete`]).
     pub fn with_head_timeout(mut self, limit: Duration, signal: HeadSignal) -> Self {
+        self.expiry = Some(signal.clone());
         self.head = Some(HeadClock {
             limit,
             signal,
@@ -291,11 +296,8 @@ impl<T> Deadlines<T> {
                 };
                 let idle_due = *this.last_progress + *this.idle;
                 check(this.timer.as_mut(), idle_due, head_due, cx).map(|expired| {
-                    if let Some(head) = this.head.as_ref() {
-                        head.signal
-                            .0
-                            .expired
-                            .store(expired.code(), Ordering::Relaxed);
+                    if let Some(signal) = this.expiry.as_ref() {
+                        signal.0.expired.store(expired.code(), Ordering::Relaxed);
                     }
                     Err(io::Error::new(io::ErrorKind::TimedOut, expired))
                 })

@@ -58,12 +58,30 @@ pub fn of_deadline(expired: Expired) -> ConnectionEnd {
     }
 }
 
+/// A response body's own error (a store read that failed or ended early), as our HTTP/1 layer
+/// passes it on: the connection ends for our reason, not the client's.
+#[derive(Debug)]
+pub struct BodyFailed(pub io::Error);
+
+impl std::fmt::Display for BodyFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "response body failed: {}", self.0)
+    }
+}
+
+impl Error for BodyFailed {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 fn of_io(e: &io::Error) -> ConnectionEnd {
-    if let Some(expired) = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<Expired>())
-    {
+    let inner = e.get_ref();
+    if let Some(expired) = inner.and_then(|i| i.downcast_ref::<Expired>()) {
         return of_deadline(*expired);
+    }
+    if inner.is_some_and(|i| i.is::<BodyFailed>()) {
+        return ConnectionEnd::Other;
     }
     match e.kind() {
         io::ErrorKind::ConnectionReset
@@ -94,6 +112,13 @@ mod tests {
         assert_eq!(of(idle.into()), ConnectionEnd::IdleTimeout);
         let other = io::Error::new(io::ErrorKind::TimedOut, "something else");
         assert_eq!(of(other.into()), ConnectionEnd::Other);
+    }
+
+    #[test]
+    fn a_body_that_failed_is_ours_not_the_clients() {
+        let cut = io::Error::from(io::ErrorKind::UnexpectedEof);
+        let e = io::Error::new(io::ErrorKind::UnexpectedEof, BodyFailed(cut));
+        assert_eq!(of(e.into()), ConnectionEnd::Other);
     }
 
     #[test]

@@ -25,6 +25,7 @@
 //! being answered finishes that answer with `connection: close`.
 
 mod date;
+#[doc(hidden)] // public for the fuzz target (fuzz/fuzz_targets/http1_head.rs) only
 pub mod head;
 mod prefixed;
 mod scratch;
@@ -89,8 +90,14 @@ where
     let mut stopped = pin!(cx.stop.cancelled());
     let mut answered = false;
     loop {
-        if read.is_empty() && !read_more(io, &mut read, stopped.as_mut(), true).await? {
-            return Ok(Ended::Closed);
+        if read.is_empty() {
+            // Between requests a failed read (a reset, a deadline) ends the connection as if
+            // the client had closed it, as hyper does: no exchange was cut short. A deadline
+            // records itself on the head signal for the metrics.
+            match read_more(io, &mut read, stopped.as_mut(), true).await {
+                Ok(true) => {}
+                Ok(false) | Err(_) => return Ok(Ended::Closed),
+            }
         }
         let mut scratch = Scratch::take();
         let head = match head::parse(&read, &mut scratch.fields, max_head) {
@@ -105,7 +112,8 @@ where
             Parsed::Partial => {
                 scratch.give_back();
                 if !read_more(io, &mut read, stopped.as_mut(), false).await? {
-                    return Ok(Ended::Closed);
+                    // The client closed in the middle of a head (hyper: an incomplete message).
+                    return Err(io::ErrorKind::UnexpectedEof.into());
                 }
                 continue;
             }

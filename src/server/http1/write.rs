@@ -27,6 +27,7 @@ use http::{Response, StatusCode};
 use http_body::Body as _;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use super::super::ending::BodyFailed;
 use super::date;
 use super::head::has_token;
 use crate::response::{Body, CACHE_STATUS, SharedFields, content_length, field_line};
@@ -184,7 +185,11 @@ fn poll_data(body: &mut Body, cx: &mut Context<'_>) -> Poll<io::Result<Option<By
         match Pin::new(&mut *body).poll_frame(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(None) => return Poll::Ready(Ok(None)),
-            Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+            // Marked as the body's, so that the connection's end is not mistaken for the
+            // client's doing (a store read cut short is an `UnexpectedEof` too).
+            Poll::Ready(Some(Err(e))) => {
+                return Poll::Ready(Err(io::Error::new(e.kind(), BodyFailed(e))));
+            }
             Poll::Ready(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
                     return Poll::Ready(Ok(Some(data)));
