@@ -7,8 +7,10 @@
 //! (`font/*`, `video/*`), whether a body is compressed, and CORS for fonts and media, so a
 //! font sent as `application/font-sfnt` would miss the font rules entirely.
 //!
-//! The corrections follow the registrations of today and the types nginx's `mime.types`
-//! sends for the same files:
+//! The corrections follow today's registrations (RFC 9239 for JavaScript, RFC 8081 for fonts,
+//! IANA's `video/iso.segment`, Apple's HLS types); nginx's `mime.types` sends the same for
+//! `.woff`, `.ts` and `.m3u8`. `.ts` is TypeScript too, but a CDN origin serves it as HLS
+//! segments (`mime_guess` already called it video).
 //!
 //! | extension | `mime_guess` | sent |
 //! | --- | --- | --- |

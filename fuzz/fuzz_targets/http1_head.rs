@@ -5,7 +5,8 @@
 //! relies on to hand requests to the router or to hyper without losing or misreading a byte:
 //! - a head taken here (`Ours`) ends inside the input, with its blank line, within the size
 //!   limit, and parses the same from its own bytes (what follows it cannot change it);
-//! - every shorter prefix of it is `Partial` (a head read in pieces is taken the same way);
+//! - cut short (after its first byte, half of it, all but its last byte) it is `Partial` (a
+//!   head read in pieces is taken the same way; every prefix would cost quadratic time);
 //! - `Partial` only while the input is shorter than the limit;
 //! - the request built from it is a `GET` or `HEAD` in origin form, HTTP/1.1, with exactly the
 //!   head's fields and none of the fields that belong to hyper (a body's length, `Expect`,
