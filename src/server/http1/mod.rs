@@ -2,7 +2,7 @@
 //!
 //! A connection starts here (unless the setting `fast_http1` is off). Each request head is
 //! parsed from a read buffer kept for the connection into a request the event loop lends
-//! ([`scratch`]), the request goes to the router like any other, and the response head is
+//! (`scratch.rs`), the request goes to the router like any other, and the response head is
 //! rendered into a buffer lent the same way and written with its body in one write where it
 //! can be. The first request this layer does not take (see
 //! [`head`]: a body, an upgrade, HTTP/1.0, another method, a malformed or oversized head, or
