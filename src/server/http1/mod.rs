@@ -48,8 +48,9 @@ use crate::app::App;
 use head::Parsed;
 use scratch::Scratch;
 
-/// The read buffer's size, kept between requests (a browser's request head is 0.5-2 KiB; a
-/// larger head grows the buffer, up to `max_header_size`).
+/// The read buffer's size (a browser's request head is 0.5-2 KiB; a larger head grows the
+/// buffer, up to `max_header_size`). Between requests a connection holds none: each read
+/// borrows one from the event loop (`scratch::take_read_buf`).
 const READ_BUF: usize = 4096;
 
 /// How a connection left this layer.
@@ -86,7 +87,7 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let max_head = cx.app.settings.max_header_size;
-    let mut read = BytesMut::with_capacity(READ_BUF);
+    let mut read = BytesMut::new();
     let mut stopped = pin!(cx.stop.cancelled());
     let mut answered = false;
     loop {
@@ -142,8 +143,11 @@ where
             return Ok(Ended::Closed);
         }
         // The request and its answer are gone, and with them the last references to the
-        // head's bytes: this takes the buffer back from its start instead of allocating one.
-        if read.capacity() < READ_BUF {
+        // head's bytes: an empty buffer goes back to the loop, and one that holds the start of
+        // a pipelined request is taken back from its start instead of allocating another.
+        if read.is_empty() {
+            scratch::give_back_read_buf(std::mem::take(&mut read), READ_BUF);
+        } else if read.capacity() < READ_BUF {
             read.reserve(READ_BUF - read.len().min(READ_BUF));
         }
     }
@@ -161,11 +165,20 @@ async fn read_more<IO>(
 where
     IO: AsyncRead + Unpin,
 {
-    if read.capacity() - read.len() < READ_BUF / 8 {
+    if !read.is_empty() && read.capacity() - read.len() < READ_BUF / 8 {
         read.reserve(READ_BUF);
     }
     let got = poll_fn(|task| {
-        if let Poll::Ready(r) = tokio_util::io::poll_read_buf(Pin::new(&mut *io), task, read) {
+        // With nothing read yet the buffer is the loop's, lent for this attempt only.
+        let lent = read.is_empty();
+        if lent && read.capacity() == 0 {
+            *read = scratch::take_read_buf(READ_BUF);
+        }
+        let polled = tokio_util::io::poll_read_buf(Pin::new(&mut *io), task, read);
+        if lent && !matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            scratch::give_back_read_buf(std::mem::take(read), READ_BUF);
+        }
+        if let Poll::Ready(r) = polled {
             return Poll::Ready(Some(r));
         }
         if between_requests && stopped.as_mut().poll(task).is_ready() {

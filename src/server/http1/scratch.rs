@@ -8,7 +8,7 @@
 
 use std::cell::RefCell;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::Request;
 use http_body_util::Empty;
 
@@ -27,6 +27,35 @@ thread_local! {
     /// request alone is a few hundred bytes).
     #[allow(clippy::vec_box)]
     static SPARE: RefCell<Vec<Box<Scratch>>> = const { RefCell::new(Vec::new()) };
+
+    /// This thread's spare read buffers (see [`take_read_buf`]).
+    static SPARE_READ: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A read buffer for a connection that has none: one of this loop's spare, or a new one of
+/// `size` bytes. A connection waiting for its next request holds no read buffer; it borrows
+/// one for each read and gives it back when the read finds nothing (or once its request is
+/// answered), so the loop's reads land in a few buffers still in its caches, as its scratch
+/// does (nginx likewise frees a connection's header buffer between requests).
+pub fn take_read_buf(size: usize) -> BytesMut {
+    SPARE_READ
+        .with_borrow_mut(Vec::pop)
+        .unwrap_or_else(|| BytesMut::with_capacity(size))
+}
+
+/// Gives back an empty read buffer. Its memory is taken back from its start, which needs the
+/// request's references to it gone (they are once its scratch was given back); one that cannot
+/// be, or that grew for a large head past `size`, is dropped instead of kept.
+pub fn give_back_read_buf(mut buf: BytesMut, size: usize) {
+    debug_assert!(buf.is_empty(), "only an empty read buffer is given back");
+    if !buf.is_empty() || !buf.try_reclaim(size) || buf.capacity() > 2 * size {
+        return;
+    }
+    SPARE_READ.with_borrow_mut(|spare| {
+        if spare.len() < KEEP {
+            spare.push(buf);
+        }
+    });
 }
 
 /// See the module docs.
@@ -86,6 +115,33 @@ mod tests {
         assert!(again.out.is_empty() && again.fields.is_empty());
         assert!(again.req.headers().is_empty());
         again.give_back();
+    }
+
+    #[test]
+    fn a_read_buffer_given_back_is_lent_again_from_its_start() {
+        let mut buf = take_read_buf(4096);
+        buf.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+        let head = buf.split_to(buf.len()).freeze();
+        // Still referenced by the request's bytes: not kept (reusing it would overwrite them).
+        give_back_read_buf(std::mem::take(&mut buf), 4096);
+        assert_eq!(SPARE_READ.with_borrow(Vec::len), 0);
+        assert_eq!(&head[..], b"GET / HTTP/1.1\r\n\r\n");
+        drop(head);
+
+        let mut buf = take_read_buf(4096);
+        buf.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+        let start = buf.as_ptr();
+        drop(buf.split_to(buf.len()).freeze());
+        give_back_read_buf(buf, 4096);
+        let again = take_read_buf(4096);
+        assert_eq!(again.as_ptr(), start, "the same memory, from its start");
+        assert!(again.is_empty() && again.capacity() >= 4096);
+
+        // Grown for a large head: dropped.
+        let mut big = again;
+        big.reserve(64 * 1024);
+        give_back_read_buf(big, 4096);
+        assert_eq!(SPARE_READ.with_borrow(Vec::len), 0);
     }
 
     #[test]
