@@ -1,8 +1,9 @@
 //! Our own HTTP/1.1 layer, for the requests an origin mostly gets: plain `GET` and `HEAD`.
 //!
 //! A connection starts here (unless the setting `fast_http1` is off). Each request head is
-//! parsed from a read buffer kept for the connection into a request the event loop lends
-//! (`scratch.rs`), the request goes to the router like any other, and the response head is
+//! parsed from a read buffer the event loop lends for the read (kept by the connection only
+//! while it holds unanswered bytes) into a request the loop lends too (`scratch.rs`), the
+//! request goes to the router like any other, and the response head is
 //! rendered into a buffer lent the same way and written with its body in one write where it
 //! can be. The first request this layer does not take (see
 //! [`head`]: a body, an upgrade, HTTP/1.0, another method, a malformed or oversized head, or

@@ -1,7 +1,8 @@
-//! What answering one request takes besides the read buffer: the request (its field map's
-//! memory), the list of the head's fields and the buffer the response head is rendered into.
-//! Each event loop keeps a few of these; a connection takes one when a request has arrived and
-//! gives it back once the answer is written. Between requests a connection holds none of it,
+//! What answering one request takes: the request (its field map's memory), the list of the
+//! head's fields and the buffer the response head is rendered into, and, lent separately for
+//! each read, the read buffer. Each event loop keeps a few of these; a connection takes one
+//! when a request has arrived (a read buffer when it reads) and gives it back once the answer
+//! is written (a read buffer also when a read finds nothing). Between requests a connection holds none of it,
 //! and whichever connection a loop answers next works in memory the loop has just used, still
 //! in its caches, however many connections wait their turn (at 1,000 connections a
 //! connection's own memory was cold by the time its next request came: benches/README.md).
