@@ -27,15 +27,43 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tokio_util::task::{TaskTracker, task_tracker::TaskTrackerToken};
 
 use crate::app::App;
 use crate::metrics::ConnectionEnd;
 use crate::sendfile::ZeroCopyStream;
+
+/// The server's shutdown as its connections see it: a token to wait on, and a flag to read for
+/// every request (the token's own `is_cancelled` takes a lock, one that every connection of
+/// every event loop would share).
+#[derive(Clone, Debug, Default)]
+pub struct Stop {
+    token: CancellationToken,
+    flag: Arc<AtomicBool>,
+}
+
+impl Stop {
+    /// Starts the shutdown: the flag first, so that whoever is woken by the token sees it.
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.token.cancel();
+    }
+
+    /// Whether the shutdown has started.
+    pub fn is_stopping(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    /// Completes once the shutdown has started.
+    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
+        self.token.cancelled()
+    }
+}
 
 /// A bound, not yet running, server.
 pub struct Server {
@@ -109,7 +137,7 @@ impl Server {
         // Every connection watches `stop` (ours between requests, hyper's through its graceful
         // shutdown) and holds a token of `tracker`, whose drain waits for them all.
         let tracker = TaskTracker::new();
-        let stop = CancellationToken::new();
+        let stop = Stop::default();
         let permits = Arc::new(Semaphore::new(settings.max_connections));
         tracing::info!(
             addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -197,7 +225,7 @@ struct Connection {
     /// Held for the life of the connection: the drain waits for it.
     _tracked: TaskTrackerToken,
     /// Cancelled when the server shuts down.
-    stop: CancellationToken,
+    stop: Stop,
     peer: SocketAddr,
     /// Held for the life of the connection (the connection cap).
     _permit: OwnedSemaphorePermit,
@@ -305,7 +333,7 @@ async fn serve_with_hyper(
     builder: &auto::Builder<TokioExecutor>,
     app: &Arc<App>,
     head: &deadlines::HeadSignal,
-    stop: &CancellationToken,
+    stop: &Stop,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let app = app.clone();
     let head = head.clone();

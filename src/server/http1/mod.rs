@@ -42,8 +42,9 @@ use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio_util::sync::WaitForCancellationFuture;
 
+use super::Stop;
 use super::deadlines::HeadSignal;
 use crate::app::App;
 use head::Parsed;
@@ -77,7 +78,7 @@ pub struct Serving<'a> {
     /// Told of every request and of the end of its answer.
     pub signal: &'a HeadSignal,
     /// Cancelled when the server shuts down.
-    pub stop: &'a CancellationToken,
+    pub stop: &'a Stop,
 }
 
 /// Serves requests from `io` until the connection closes or is handed off. An error is an
@@ -134,7 +135,7 @@ where
         drop(bytes);
         let answering = cx.signal.head_complete_here();
         let (res, shared) = crate::router::answer(cx.app, &scratch.req).await;
-        let close = head.close || cx.stop.is_cancelled();
+        let close = head.close || cx.stop.is_stopping();
         let close = write::response(io, &mut scratch.out, res, shared, head.is_head, close).await?;
         drop(answering);
         answered = true;
@@ -230,7 +231,7 @@ mod tests {
         );
         client.write_all(sent.as_bytes()).await.unwrap();
         let signal = HeadSignal::default();
-        let stop = CancellationToken::new();
+        let stop = Stop::default();
         let serving = Serving {
             app: &app,
             signal: &signal,
@@ -259,7 +260,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = app(dir.path());
         let signal = HeadSignal::default();
-        let stop = CancellationToken::new();
+        let stop = Stop::default();
 
         let (mut client, mut server) = tokio::io::duplex(1 << 16);
         client
