@@ -391,7 +391,7 @@ impl ETagField {
         {
             return true;
         }
-        list_matches(field, |_, opaque| opaque == etag.opaque.as_bytes())
+        list_matches(field, |_, listed| listed == opaque)
     }
 }
 

@@ -106,6 +106,8 @@ struct RequestHandles {
     duration: [OnceLock<AtomicHistogram>; CacheLabel::COUNT],
     /// `bytes_saved` by reason and class, at `reason.index() * ContentClass::COUNT + class`.
     saved: [OnceLock<Counter>; SavedReason::COUNT * ContentClass::COUNT],
+    /// `connections_closed` by reason.
+    connection_ends: [OnceLock<Counter>; ConnectionEnd::COUNT],
 }
 
 impl Default for RequestHandles {
@@ -115,6 +117,7 @@ impl Default for RequestHandles {
             body_bytes: (0..RequestLabels::COUNT).map(|_| OnceLock::new()).collect(),
             duration: std::array::from_fn(|_| OnceLock::new()),
             saved: std::array::from_fn(|_| OnceLock::new()),
+            connection_ends: std::array::from_fn(|_| OnceLock::new()),
         }
     }
 }
@@ -392,8 +395,12 @@ impl Metrics {
     /// A client connection ended, in the way `end` says.
     pub fn connection_closed(&self, end: ConnectionEnd) {
         self.open_connections.dec();
-        self.connections_closed
-            .get_or_create(&ConnectionEndLabels { reason: end })
+        self.handles.connection_ends[end.index()]
+            .get_or_init(|| {
+                self.connections_closed
+                    .get_or_create(&ConnectionEndLabels { reason: end })
+                    .clone()
+            })
             .inc();
     }
 

@@ -1,9 +1,9 @@
 //! How a connection ended, for `cdn_origin_connections_closed_total{reason}`: the error that
 //! our HTTP/1 layer or hyper returned, read down its chain of sources.
 //!
-//! A deadline of `deadlines` that fired is the reason whatever the error says: the server asks
-//! the connection's head signal first ([`of_deadline`]), because hyper ends an idle keep-alive
-//! connection whose read failed as if the client had closed it.
+//! A deadline of `deadlines` that fired is the reason whatever the error says ([`reason`] asks
+//! the connection's head signal first), because hyper ends an idle keep-alive connection whose
+//! read failed as if the client had closed it.
 //!
 //! The requests hyper answers by itself (a head it cannot parse gets a 400, 414 or 431 and the
 //! connection closes) never reach the router, so they are not in the request metrics; this is
@@ -14,6 +14,23 @@ use std::io;
 
 use super::deadlines::Expired;
 use crate::metrics::ConnectionEnd;
+
+/// What serving a connection returned: `None` when it sent no request within the
+/// first-request deadline.
+pub type Served = Option<Result<(), Box<dyn Error + Send + Sync>>>;
+
+/// The reason a connection ended: the deadline that fired on it, if one did, however the error
+/// came back; else what serving it returned.
+pub fn reason(served: &Served, expired: Option<Expired>) -> ConnectionEnd {
+    if let Some(expired) = expired {
+        return of_deadline(expired);
+    }
+    match served {
+        None => ConnectionEnd::HeaderTimeout,
+        Some(Ok(())) => ConnectionEnd::Closed,
+        Some(Err(e)) => classify(&**e),
+    }
+}
 
 /// The reason for a connection that ended with `err`.
 pub fn classify(err: &(dyn Error + 'static)) -> ConnectionEnd {
@@ -51,7 +68,7 @@ pub fn classify(err: &(dyn Error + 'static)) -> ConnectionEnd {
 }
 
 /// The reason for a connection that one of its deadlines ended.
-pub fn of_deadline(expired: Expired) -> ConnectionEnd {
+fn of_deadline(expired: Expired) -> ConnectionEnd {
     match expired {
         Expired::Head => ConnectionEnd::HeaderTimeout,
         Expired::Idle => ConnectionEnd::IdleTimeout,

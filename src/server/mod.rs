@@ -35,7 +35,6 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tokio_util::task::{TaskTracker, task_tracker::TaskTrackerToken};
 
 use crate::app::App;
-use crate::metrics::ConnectionEnd;
 use crate::sendfile::ZeroCopyStream;
 
 /// The server's shutdown as its connections see it: a token to wait on, and a flag to read for
@@ -301,24 +300,12 @@ impl Connection {
             Poll::Pending
         })
         .await;
-        let end = match result {
-            Some(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-                ending::classify(&*e)
-            }
-            None => {
-                tracing::debug!(%peer, "no request within the header timeout; closed");
-                ConnectionEnd::HeaderTimeout
-            }
-            Some(Ok(())) => ConnectionEnd::Closed,
-        };
-        // A deadline that fired is the reason, however the error came back (hyper ends an
-        // idle keep-alive connection whose read failed as if the client had closed it).
-        let end = match head.expired() {
-            Some(expired) => ending::of_deadline(expired),
-            None => end,
-        };
-        metrics.connection_closed(end);
+        match &result {
+            Some(Err(e)) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+            None => tracing::debug!(%peer, "no request within the header timeout; closed"),
+            Some(Ok(())) => {}
+        }
+        metrics.connection_closed(ending::reason(&result, head.expired()));
     }
 }
 

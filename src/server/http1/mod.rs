@@ -97,7 +97,7 @@ where
             // Between requests a failed read (a reset, a deadline) ends the connection as if
             // the client had closed it, as hyper does: no exchange was cut short. A deadline
             // records itself on the head signal for the metrics.
-            match read_more(io, &mut read, stopped.as_mut(), true).await {
+            match read_more(io, &mut read, stopped.as_mut()).await {
                 Ok(true) => {}
                 Ok(false) | Err(_) => return Ok(Ended::Closed),
             }
@@ -114,7 +114,7 @@ where
             }
             Parsed::Partial => {
                 scratch.give_back();
-                if !read_more(io, &mut read, stopped.as_mut(), false).await? {
+                if !read_more(io, &mut read, stopped.as_mut()).await? {
                     // The client closed in the middle of a head (hyper: an incomplete message).
                     return Err(io::ErrorKind::UnexpectedEof.into());
                 }
@@ -156,28 +156,27 @@ where
 }
 
 /// Reads more of the connection into `read`; `false` when there is no more: the client
-/// closed, or, with `between_requests`, the server is shutting down (a head in progress is
-/// finished and answered instead).
+/// closed, or, between requests (`read` empty), the server is shutting down (a head in
+/// progress is finished and answered instead).
 async fn read_more<IO>(
     io: &mut IO,
     read: &mut BytesMut,
     mut stopped: Pin<&mut WaitForCancellationFuture<'_>>,
-    between_requests: bool,
 ) -> io::Result<bool>
 where
     IO: AsyncRead + Unpin,
 {
-    if !read.is_empty() && read.capacity() - read.len() < READ_BUF / 8 {
+    // Between requests the buffer is the loop's, lent for each attempt only.
+    let between_requests = read.is_empty();
+    if !between_requests && read.capacity() - read.len() < READ_BUF / 8 {
         read.reserve(READ_BUF);
     }
     let got = poll_fn(|task| {
-        // With nothing read yet the buffer is the loop's, lent for this attempt only.
-        let lent = read.is_empty();
-        if lent && read.capacity() == 0 {
+        if between_requests && read.capacity() == 0 {
             *read = scratch::take_read_buf(READ_BUF);
         }
         let polled = tokio_util::io::poll_read_buf(Pin::new(&mut *io), task, read);
-        if lent && !matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+        if between_requests && !matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
             scratch::give_back_read_buf(std::mem::take(read), READ_BUF);
         }
         if let Poll::Ready(r) = polled {

@@ -27,10 +27,10 @@ use http::{Response, StatusCode};
 use http_body::Body as _;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::super::ending::BodyFailed;
 use super::date;
 use super::head::has_token;
 use crate::response::{Body, CACHE_STATUS, SharedFields, content_length, field_line};
+use crate::server::ending::BodyFailed;
 
 /// Bodies up to this size are copied behind the head; larger ones are written beside it
 /// (copying an 8 KB page cost more instructions than the vectored write, callgrind).
