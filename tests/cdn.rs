@@ -301,35 +301,29 @@ async fn setup(kind: Kind, css_ttl: u32) -> Option<Setup> {
     })
 }
 
-#[tokio::test]
-async fn varnish_answers_repeats_and_ranges_from_one_origin_fetch() {
-    repeats_and_ranges_from_one_origin_fetch(Kind::Varnish).await;
+/// Each scenario below runs against every cache: `varnish::NAME` and `nginx::NAME`.
+macro_rules! against_each_cache {
+    ($($scenario:ident),+ $(,)?) => {
+        mod varnish {
+            $(#[tokio::test]
+            async fn $scenario() {
+                super::$scenario(super::Kind::Varnish).await;
+            })+
+        }
+        mod nginx {
+            $(#[tokio::test]
+            async fn $scenario() {
+                super::$scenario(super::Kind::Nginx).await;
+            })+
+        }
+    };
 }
 
-#[tokio::test]
-async fn nginx_answers_repeats_and_ranges_from_one_origin_fetch() {
-    repeats_and_ranges_from_one_origin_fetch(Kind::Nginx).await;
-}
-
-#[tokio::test]
-async fn varnish_keeps_each_encoding_for_the_clients_that_accept_it() {
-    keeps_each_encoding_for_the_clients_that_accept_it(Kind::Varnish).await;
-}
-
-#[tokio::test]
-async fn nginx_keeps_each_encoding_for_the_clients_that_accept_it() {
-    keeps_each_encoding_for_the_clients_that_accept_it(Kind::Nginx).await;
-}
-
-#[tokio::test]
-async fn varnish_revalidates_with_our_304_and_picks_up_a_changed_file() {
-    revalidates_with_our_304_and_picks_up_a_changed_file(Kind::Varnish).await;
-}
-
-#[tokio::test]
-async fn nginx_revalidates_with_our_304_and_picks_up_a_changed_file() {
-    revalidates_with_our_304_and_picks_up_a_changed_file(Kind::Nginx).await;
-}
+against_each_cache!(
+    repeats_and_ranges_from_one_origin_fetch,
+    keeps_each_encoding_for_the_clients_that_accept_it,
+    revalidates_with_our_304_and_picks_up_a_changed_file,
+);
 
 async fn repeats_and_ranges_from_one_origin_fetch(kind: Kind) {
     let Some(s) = setup(kind, 3600).await else {

@@ -304,6 +304,17 @@ async fn a_body_of_unknown_length_is_sent_chunked() {
 
 use std::io::Read as _;
 
+/// Asks for /hello.txt on `s` (answered by our layer) and reads the answer's start; the
+/// connection stays open.
+async fn get_hello_keeping_the_connection(s: &mut TcpStream) {
+    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = vec![0u8; 4096];
+    let n = s.read(&mut first).await.unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200 OK"));
+}
+
 /// On shutdown, a connection waiting between requests closes at once, and one being answered
 /// gets its whole answer before it closes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,12 +326,7 @@ async fn shutdown_closes_idle_connections_and_finishes_answers() {
     let clip = std::fs::read(dir.path().join("video/clip.mp4")).unwrap();
 
     let mut idle = TcpStream::connect(srv.addr).await.unwrap();
-    idle.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
-        .await
-        .unwrap();
-    let mut first = vec![0u8; 4096];
-    let n = idle.read(&mut first).await.unwrap();
-    assert!(first[..n].starts_with(b"HTTP/1.1 200 OK"));
+    get_hello_keeping_the_connection(&mut idle).await;
 
     // A 2 MB answer that this client reads only after the shutdown began.
     let mut busy = TcpStream::connect(srv.addr).await.unwrap();
@@ -361,12 +367,7 @@ async fn a_request_handed_to_hyper_during_shutdown_is_answered() {
         let mut srv = common::start(common::args(dir.path()), None).await;
         let mut s = TcpStream::connect(srv.addr).await.unwrap();
         if answered_first {
-            s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
-                .await
-                .unwrap();
-            let mut first = vec![0u8; 4096];
-            let n = s.read(&mut first).await.unwrap();
-            assert!(first[..n].starts_with(b"HTTP/1.1 200 OK"));
+            get_hello_keeping_the_connection(&mut s).await;
         }
         // HTTP/1.0: not ours.
         s.write_all(b"GET /hello.txt HTTP/1.0\r\nHost: t\r\n")

@@ -315,6 +315,15 @@ async fn read_until_closed(s: &mut tokio::net::TcpStream) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Opens a connection, sends `bytes` and keeps it open until the server closes it; what the
+/// server sent.
+async fn send_and_wait_for_close(srv: &TestServer, bytes: &[u8]) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    read_until_closed(&mut s).await
+}
+
 #[tokio::test]
 async fn every_way_a_connection_ends_is_counted_by_its_reason() {
     connection_ends_are_counted(true).await;
@@ -339,33 +348,28 @@ async fn connection_ends_are_counted(fast_http1: bool) {
     let srv = start(a, None).await;
 
     // Closed in good order: the client asked for it.
-    let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    assert!(read_until_closed(&mut s).await.starts_with("HTTP/1.1 200"));
+    let got = send_and_wait_for_close(
+        &srv,
+        b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(got.starts_with("HTTP/1.1 200"));
     until_closed(&srv, "closed", 1.0).await;
 
     // A head that cannot be parsed: hyper answers 400; the router never sees it.
-    let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")
-        .await
-        .unwrap();
-    assert!(read_until_closed(&mut s).await.starts_with("HTTP/1.1 400"));
+    let got =
+        send_and_wait_for_close(&srv, b"GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n").await;
+    assert!(got.starts_with("HTTP/1.1 400"));
     until_closed(&srv, "bad_request", 1.0).await;
 
     // A head that never completes (slowloris).
-    let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
-    assert_eq!(read_until_closed(&mut s).await, "");
+    let got = send_and_wait_for_close(&srv, b"GET / HTTP/1.1\r\nHost: x\r\n").await;
+    assert_eq!(got, "");
     until_closed(&srv, "header_timeout", 1.0).await;
 
     // A keep-alive connection left idle after its answer.
-    let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(b"HEAD /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    assert!(read_until_closed(&mut s).await.starts_with("HTTP/1.1 200"));
+    let got = send_and_wait_for_close(&srv, b"HEAD /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(got.starts_with("HTTP/1.1 200"));
     until_closed(&srv, "idle_timeout", 1.0).await;
 
     // A client that leaves in the middle of a 32 MiB body (more than loopback's socket
@@ -382,11 +386,7 @@ async fn connection_ends_are_counted(fast_http1: bool) {
 
     // HTTP/2 that breaks the protocol: after the preface and an empty SETTINGS frame, a DATA
     // frame on stream 0.
-    let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")
-        .await
-        .unwrap();
-    read_until_closed(&mut s).await;
+    send_and_wait_for_close(&srv, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00").await;
     until_closed(&srv, "protocol", 1.0).await;
 
     // An HTTP/2 connection left idle after a request: the idle deadline, as for HTTP/1. (One
