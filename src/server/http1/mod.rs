@@ -106,14 +106,14 @@ where
         let head = match head::parse(&read, &mut scratch.fields, max_head) {
             Parsed::Ours(head) => head,
             Parsed::Foreign => {
-                scratch.give_back();
                 return Ok(Ended::HandOff {
                     rest: read.freeze(),
                     answered,
                 });
             }
             Parsed::Partial => {
-                scratch.give_back();
+                // Not held while the rest of the head is awaited.
+                drop(scratch);
                 if !read_more(io, &mut read, stopped.as_mut()).await? {
                     // The client closed in the middle of a head (hyper: an incomplete message).
                     return Err(io::ErrorKind::UnexpectedEof.into());
@@ -122,8 +122,8 @@ where
             }
         };
         let bytes = read.split_to(head.len).freeze();
-        if !head::fill(&mut scratch.req, &bytes, &head, &scratch.fields) {
-            scratch.give_back();
+        let lent = &mut *scratch;
+        if !head::fill(&mut lent.req, &bytes, &head, &lent.fields) {
             let mut rest = BytesMut::with_capacity(bytes.len() + read.len());
             rest.extend_from_slice(&bytes);
             rest.extend_from_slice(&read);
@@ -139,7 +139,8 @@ where
         let close = write::response(io, &mut scratch.out, res, shared, head.is_head, close).await?;
         drop(answering);
         answered = true;
-        scratch.give_back();
+        // Given back before the read buffer: that drops the request's references to it.
+        drop(scratch);
         if close {
             let _ = io.shutdown().await;
             return Ok(Ended::Closed);
@@ -252,6 +253,29 @@ mod tests {
             "the HEAD answer has no body: {got}"
         );
         assert_eq!(got.matches("hello").count(), 1, "{got}");
+    }
+
+    #[tokio::test]
+    async fn the_scratch_goes_back_to_the_loop_when_the_answer_cannot_be_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let signal = HeadSignal::default();
+        let stop = Stop::default();
+        let (mut client, mut server) = tokio::io::duplex(1 << 16);
+        client
+            .write_all(b"GET /a.txt HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        // Gone before the answer: writing it fails.
+        drop(client);
+        let before = scratch::spare();
+        let serving = Serving {
+            app: &app,
+            signal: &signal,
+            stop: &stop,
+        };
+        assert!(serve(&mut server, serving).await.is_err());
+        assert_eq!(scratch::spare(), before.max(1), "given back, not dropped");
     }
 
     #[tokio::test]

@@ -70,29 +70,64 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// One of this loop's spare, or a new one.
-    pub fn take() -> Box<Scratch> {
-        SPARE.with_borrow_mut(Vec::pop).unwrap_or_else(|| {
+    /// One of this loop's spare, or a new one, lent until the [`Lent`] is dropped.
+    pub fn take() -> Lent {
+        let scratch = SPARE.with_borrow_mut(Vec::pop).unwrap_or_else(|| {
             Box::new(Scratch {
                 req: Request::new(Empty::new()),
                 fields: Vec::new(),
                 out: Vec::with_capacity(1024),
             })
-        })
+        });
+        Lent(Some(scratch))
     }
+}
 
-    /// Empties it (dropping the request's references to the read buffer) and keeps it for the
-    /// loop's next request.
-    pub fn give_back(mut self: Box<Self>) {
-        head::clear(&mut self.req);
-        self.fields.clear();
-        self.out.clear();
-        if self.out.capacity() > KEEP_OUT_MAX {
+/// How many scratches this loop keeps now.
+#[cfg(test)]
+pub fn spare() -> usize {
+    SPARE.with_borrow(Vec::len)
+}
+
+/// A [`Scratch`] lent to one request. Dropping it empties the scratch (dropping the request's
+/// references to the read buffer) and keeps it for the loop's next request, on every way out
+/// of the request: answered, handed off, or cancelled with its connection.
+pub struct Lent(Option<Box<Scratch>>);
+
+impl std::ops::Deref for Lent {
+    type Target = Scratch;
+
+    fn deref(&self) -> &Scratch {
+        self.0
+            .as_deref()
+            .expect("a lent scratch is there until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Lent {
+    fn deref_mut(&mut self) -> &mut Scratch {
+        self.0
+            .as_deref_mut()
+            .expect("a lent scratch is there until dropped")
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let Some(mut scratch) = self.0.take() else {
+            return;
+        };
+        head::clear(&mut scratch.req);
+        scratch.fields.clear();
+        scratch.out.clear();
+        if scratch.out.capacity() > KEEP_OUT_MAX {
             return;
         }
-        SPARE.with_borrow_mut(|spare| {
+        // `try_with`: a connection dropped while its thread ends finds no spare list.
+        let _ = SPARE.try_with(|spare| {
+            let mut spare = spare.borrow_mut();
             if spare.len() < KEEP {
-                spare.push(self);
+                spare.push(scratch);
             }
         });
     }
@@ -110,12 +145,11 @@ mod tests {
             .headers_mut()
             .insert("x-a", http::HeaderValue::from_static("1"));
         let out_ptr = s.out.as_ptr();
-        s.give_back();
+        drop(s);
         let again = Scratch::take();
         assert_eq!(again.out.as_ptr(), out_ptr, "the same memory");
         assert!(again.out.is_empty() && again.fields.is_empty());
         assert!(again.req.headers().is_empty());
-        again.give_back();
     }
 
     #[test]
@@ -147,14 +181,12 @@ mod tests {
 
     #[test]
     fn a_grown_buffer_and_more_than_the_spare_count_are_dropped() {
-        let many: Vec<Box<Scratch>> = (0..KEEP + 4).map(|_| Scratch::take()).collect();
-        for s in many {
-            s.give_back();
-        }
+        let many: Vec<Lent> = (0..KEEP + 4).map(|_| Scratch::take()).collect();
+        drop(many);
         assert_eq!(SPARE.with_borrow(Vec::len), KEEP);
         let mut big = Scratch::take();
         big.out.reserve(KEEP_OUT_MAX * 2);
-        big.give_back();
+        drop(big);
         assert_eq!(SPARE.with_borrow(Vec::len), KEEP - 1);
     }
 }
