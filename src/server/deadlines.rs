@@ -104,6 +104,11 @@ impl HeadSignal {
     pub fn expired(&self) -> Option<Expired> {
         Expired::from_code(self.0.expired.load(Ordering::Relaxed))
     }
+
+    /// Records the deadline that ends the connection.
+    fn expire(&self, expired: Expired) {
+        self.0.expired.store(expired.code(), Ordering::Relaxed);
+    }
 }
 
 /// Held while a request is being answered; attach it to the response body
@@ -164,11 +169,19 @@ impl<B: http_body::Body> http_body::Body for AnsweredBody<B> {
     }
 }
 
+/// The head deadline of a connection: the service's signal, through which the clock sees
+/// heads completed and where the deadline that ends the connection is recorded (on either
+/// protocol), and the clock, gone once the connection turns out to be HTTP/2.
+#[derive(Debug)]
+struct Head {
+    signal: HeadSignal,
+    clock: Option<HeadClock>,
+}
+
 /// The request-head clock of an HTTP/1 connection.
 #[derive(Debug)]
 struct HeadClock {
     limit: Duration,
-    signal: HeadSignal,
     /// The service's head count as last seen: a change means a head was completed since.
     seen: u64,
     /// Bytes were read, while no request was being answered, since the last complete head.
@@ -181,8 +194,8 @@ struct HeadClock {
 
 impl HeadClock {
     /// Forgets the head being timed once the service has received it.
-    fn sync(&mut self) {
-        let heads = self.signal.0.heads.load(Ordering::Relaxed);
+    fn sync(&mut self, signal: &Exchange) {
+        let heads = signal.heads.load(Ordering::Relaxed);
         if heads != self.seen {
             self.seen = heads;
             self.begun = false;
@@ -192,7 +205,7 @@ impl HeadClock {
 
     /// After a read that returned `bytes`. `false` when they complete the HTTP/2 preface:
     /// the clock does not apply to this connection.
-    fn read(&mut self, bytes: &[u8]) -> bool {
+    fn read(&mut self, signal: &Exchange, bytes: &[u8]) -> bool {
         if let Some(matched) = self.preface {
             let want = &H2_PREFACE[matched..];
             let n = want.len().min(bytes.len());
@@ -204,10 +217,10 @@ impl HeadClock {
                 self.preface = Some(matched + n);
             }
         }
-        self.sync();
+        self.sync(signal);
         // Bytes that arrive while a request is being answered (a pipelined request, a
         // request body) do not start the clock.
-        if self.signal.0.answering.load(Ordering::Relaxed) == 0 {
+        if signal.answering.load(Ordering::Relaxed) == 0 {
             self.begun = true;
         }
         true
@@ -215,8 +228,8 @@ impl HeadClock {
 
     /// When a read waits: the instant the head being read must be complete by, if one is
     /// being read.
-    fn due(&mut self) -> Option<Instant> {
-        self.sync();
+    fn due(&mut self, signal: &Exchange) -> Option<Instant> {
+        self.sync(signal);
         if !self.begun {
             return None;
         }
@@ -234,10 +247,7 @@ pin_project! {
         idle: Duration,
         last_progress: Instant,
         progressed: bool,
-        head: Option<HeadClock>,
-        // Where the deadline that ends the connection is recorded, on either protocol (the
-        // head clock goes away once a connection turns out to be HTTP/2).
-        expiry: Option<HeadSignal>,
+        head: Option<Head>,
     }
 }
 
@@ -252,21 +262,21 @@ impl<T> Deadlines<T> {
             last_progress: now,
             progressed: false,
             head: None,
-            expiry: None,
         }
     }
 
     /// Adds the request-head deadline: `limit` from the first byte of a head to the service
     /// receiving it ([`HeadSignal::head_complete`]).
     pub fn with_head_timeout(mut self, limit: Duration, signal: HeadSignal) -> Self {
-        self.expiry = Some(signal.clone());
-        self.head = Some(HeadClock {
-            limit,
+        self.head = Some(Head {
             signal,
-            seen: 0,
-            begun: false,
-            due: None,
-            preface: Some(0),
+            clock: Some(HeadClock {
+                limit,
+                seen: 0,
+                begun: false,
+                due: None,
+                preface: Some(0),
+            }),
         });
         self
     }
@@ -289,15 +299,17 @@ impl<T> Deadlines<T> {
                 if std::mem::take(this.progressed) {
                     *this.last_progress = Instant::now();
                 }
-                let head_due = if reading {
-                    this.head.as_mut().and_then(HeadClock::due)
-                } else {
-                    None
+                let head_due = match this.head.as_mut() {
+                    Some(Head {
+                        signal,
+                        clock: Some(clock),
+                    }) if reading => clock.due(&signal.0),
+                    _ => None,
                 };
                 let idle_due = *this.last_progress + *this.idle;
                 check(this.timer.as_mut(), idle_due, head_due, cx).map(|expired| {
-                    if let Some(signal) = this.expiry.as_ref() {
-                        signal.0.expired.store(expired.code(), Ordering::Relaxed);
+                    if let Some(head) = this.head.as_ref() {
+                        head.signal.expire(expired);
                     }
                     Err(io::Error::new(io::ErrorKind::TimedOut, expired))
                 })
@@ -351,10 +363,11 @@ impl<T: AsyncRead> AsyncRead for Deadlines<T> {
             let head = self.project().head;
             let read = &buf.filled()[before..];
             if !read.is_empty()
-                && let Some(clock) = head
-                && !clock.read(read)
+                && let Some(Head { signal, clock }) = head
+                && let Some(timing) = clock
+                && !timing.read(&signal.0, read)
             {
-                *head = None;
+                *clock = None;
             }
         }
         r
