@@ -104,6 +104,12 @@ impl ETag {
         }
     }
 
+    /// The same tag, weak: for bytes that stand for the same content without being the same
+    /// bytes every time (a compression stream, §8.8.1).
+    pub fn into_weak(self) -> ETag {
+        ETag { weak: true, ..self }
+    }
+
     /// Whether this is a weak tag (`W/"..."`).
     pub fn is_weak(&self) -> bool {
         self.weak

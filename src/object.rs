@@ -60,7 +60,8 @@ pub struct Object {
     pub etag_value: HeaderValue,
     /// Last-Modified rendered once; clamped to the load time, so never later than any Date.
     pub last_modified_value: HeaderValue,
-    /// ETags of the on-the-fly compressed representations (compressible types only).
+    /// ETags of the on-the-fly compressed representations (compressible types only): strong
+    /// for a body held here, weak for a compression stream.
     pub variant_etags: Vec<(Encoding, ETag, HeaderValue)>,
     /// Content-Type for every representation.
     pub content_type: HeaderValue,
@@ -264,11 +265,18 @@ impl Loader {
         } else {
             Vec::new()
         };
+        // An on-the-fly variant of a body held here is compressed once, at the cached level,
+        // so every node makes the same bytes: a strong tag. One too big to hold is a
+        // compression stream, at another level and cut where the store's chunks fall: the
+        // same content, not the same bytes, so a weak tag (§8.8.1), which also keeps it out of
+        // `If-Match` and `If-Range`.
+        let streamed = body.is_none();
         let variant_etags = if compressible {
             Encoding::COMPRESSED
                 .iter()
                 .map(|enc| {
                     let tag = etag.with_suffix(enc.token());
+                    let tag = if streamed { tag.into_weak() } else { tag };
                     let value = tag.header_value();
                     (*enc, tag, value)
                 })

@@ -88,7 +88,8 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn plain(response: Response<Body>) -> Outcome {
+    /// The outcome of a response that serves no object (an error, a refusal).
+    pub fn plain(response: Response<Body>) -> Outcome {
         Outcome {
             response,
             cache: CacheLabel::Bypass,
@@ -380,6 +381,9 @@ async fn serve(
             );
             res.headers_mut()
                 .insert(header::ETAG, rep.etag_value.clone());
+            if let Some(v) = vary.header_value() {
+                res.headers_mut().insert(header::VARY, v);
+            }
             outcome.response = res;
             return outcome;
         }
