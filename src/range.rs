@@ -6,9 +6,11 @@
 //! - its `validate` rejects more than two overlapping ranges and never coalesces, so we resolve
 //!   the parsed specs ourselves, sort them and merge overlapping or adjacent ones (§14.6 allows a
 //!   server to coalesce);
-//! - it treats a suffix range on a zero-length object as satisfiable with nothing to send; we
-//!   answer 416 `bytes */0` for every range on an empty object, since a 206 cannot describe an
-//!   empty range in `Content-Range`;
+//! - it treats a suffix range on a zero-length object as satisfiable with nothing to send, which
+//!   a 206 cannot describe in `Content-Range`: §14.1.1 does call such a range (a non-zero
+//!   suffix-length) satisfiable, the only one that is on an empty object, so we ignore the
+//!   header and send the empty 200 (§14.2), and answer every other range on an empty object
+//!   with 416 `bytes */0`;
 //! - it rejects trailing whitespace, which the field-value grammar (§5.5) excludes from the value
 //!   anyway, so we trim it first;
 //! - it does not bound the total: ranges that add up to more than the object (`bytes=0-,0-,0-`)
@@ -41,7 +43,8 @@ pub enum RangeDecision {
     /// One range is a single-part 206; several are `multipart/byteranges` ([`Multipart`]).
     Partial(Vec<Range<u64>>),
     /// 416 with [`unsatisfied_content_range`]: no member is satisfiable (every first position is
-    /// at or past the end, `bytes=-0`, or any range on a zero-length object).
+    /// at or past the end, or `bytes=-0`; on a zero-length object, every range but a non-zero
+    /// suffix, which gets the empty 200).
     Unsatisfiable,
 }
 
@@ -61,8 +64,16 @@ pub fn decide(header: Option<&HeaderValue>, size: u64) -> RangeDecision {
         return RangeDecision::Full;
     };
 
-    let mut ranges: Vec<Range<u64>> = parsed
-        .into_ranges()
+    let specs = parsed.into_ranges();
+    // §14.1.1: on an empty object a non-zero suffix is satisfiable, with nothing to send.
+    if size == 0
+        && specs
+            .iter()
+            .any(|s| matches!(s, SyntacticallyCorrectRange::FromLast(n) if *n > 0))
+    {
+        return RangeDecision::Full;
+    }
+    let mut ranges: Vec<Range<u64>> = specs
         .into_iter()
         .filter_map(|spec| resolve(spec, size))
         .collect();
@@ -281,7 +292,9 @@ mod tests {
             ("every_member_unsatisfiable",      "bytes=1000-,2000-2001,-0", 1000, Unsatisfiable),
             ("overflowing_first_position",      "bytes=99999999999999999999-", 1000, Unsatisfiable),
             ("empty_object_open_ended",         "bytes=0-",                0,    Unsatisfiable),
-            ("empty_object_suffix",             "bytes=-5",                0,    Unsatisfiable),
+            ("empty_object_suffix",             "bytes=-5",                0,    Full),
+            ("empty_object_suffix_among_others", "bytes=0-,-5",            0,    Full),
+            ("empty_object_zero_suffix",        "bytes=-0",                0,    Unsatisfiable),
             ("empty_object_indexed",            "bytes=0-0",               0,    Unsatisfiable),
             ("unknown_unit_ignored",            "items=0-9",               1000, Full),
             ("missing_equals_ignored",          "bytes 0-9",               1000, Full),
@@ -417,6 +430,7 @@ mod tests {
     fn model(specs: &[String], size: u64) -> RangeDecision {
         let mut covered = vec![false; size as usize];
         let (mut total, mut any, mut count) = (0u64, false, 0usize);
+        let mut empty_suffix = false;
         let trimmed = specs.iter().map(|s| s.trim_matches([' ', '\t']));
         for spec in trimmed.filter(|s| !s.is_empty()) {
             count += 1;
@@ -428,6 +442,10 @@ mod tests {
             let (first, last) = match (num(a), num(b), a.is_empty(), b.is_empty()) {
                 (Some(f), Some(l), _, _) if f <= l => (f, l.min(size.saturating_sub(1))),
                 (Some(f), None, _, true) => (f, size.saturating_sub(1)),
+                (None, Some(n), true, _) if n > 0 && size == 0 => {
+                    empty_suffix = true;
+                    continue;
+                }
                 (None, Some(n), true, _) if n > 0 => {
                     (size.saturating_sub(n), size.saturating_sub(1))
                 }
@@ -441,7 +459,7 @@ mod tests {
             total += last - first + 1;
             covered[first as usize..=last as usize].fill(true);
         }
-        if count == 0 || count > MAX_RANGES {
+        if count == 0 || count > MAX_RANGES || empty_suffix {
             return Full;
         }
         if !any {
