@@ -107,7 +107,7 @@ fn requests() -> Vec<Vec<u8>> {
         format!("GET /../etc/passwd HTTP/1.1\r\n{close}"),
         format!("GET /health HTTP/1.1\r\n{close}"),
         format!("HEAD /health HTTP/1.1\r\n{close}"),
-        format!("GET /hello.txt HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n"),
+        format!("GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: keep-alive, close\r\n\r\n"),
         // Pipelined: ours, then hyper's from the POST on, in order.
         format!(
             "GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nHEAD /index.html HTTP/1.1\r\nHost: t\r\n\r\n\
@@ -129,7 +129,8 @@ fn requests() -> Vec<Vec<u8>> {
         "GET /hello.txt HTTP/1.1\r\nBad Header: x\r\n\r\n".to_string(),
         "GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n".to_string(),
         "GARBAGE\r\n\r\n".to_string(),
-        format!("GET /{} HTTP/1.1\r\n{close}", "a".repeat(70_000)),
+        // A target of 60,000 bytes, within the head limit: the path's 414 on both.
+        format!("GET /{} HTTP/1.1\r\n{close}", "a".repeat(60_000)),
         format!(
             "GET /hello.txt HTTP/1.1\r\n{}{close}",
             "X-Many: y\r\n".repeat(101)
@@ -145,6 +146,24 @@ fn requests() -> Vec<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_layer_answers_byte_for_byte_as_hyper_does() {
     same_bytes(None).await;
+}
+
+/// The one answer that differs on purpose: a request line longer than the whole head may be
+/// is a 414 from our layer (RFC 9112 §3), where hyper answers 431 for the head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_line_past_the_head_limit_is_414_here_and_431_from_hyper() {
+    let (_dir, ours, hyper) = pair(None).await;
+    let request = format!(
+        "GET /{} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    let a = String::from_utf8_lossy(&exchange(ours.addr, request.as_bytes()).await).into_owned();
+    let b = String::from_utf8_lossy(&exchange(hyper.addr, request.as_bytes()).await).into_owned();
+    assert!(a.starts_with("HTTP/1.1 414 URI Too Long\r\n"), "{a}");
+    assert!(a.contains("\r\nconnection: close\r\n"), "{a}");
+    assert!(b.starts_with("HTTP/1.1 431 "), "{b}");
+    ours.stop().await;
+    hyper.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -92,8 +92,24 @@ impl Error for BodyFailed {
     }
 }
 
+/// A request our HTTP/1 layer answered with an error and a close before hyper would see it
+/// (a request line past the head's size limit, 414): a bad request.
+#[derive(Debug)]
+pub struct Refused;
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request refused")
+    }
+}
+
+impl Error for Refused {}
+
 fn of_io(e: &io::Error) -> ConnectionEnd {
     let inner = e.get_ref();
+    if inner.is_some_and(|i| i.is::<Refused>()) {
+        return ConnectionEnd::BadRequest;
+    }
     if let Some(expired) = inner.and_then(|i| i.downcast_ref::<Expired>()) {
         return of_deadline(*expired);
     }

@@ -8,7 +8,10 @@
 //! answers as it always has: HTTP/1.0 (its keep-alive rules), `Content-Length` or
 //! `Transfer-Encoding` (a body to read or reject), `Expect`, `Upgrade`, other methods (the
 //! purge `POST`, `OPTIONS`), absolute or asterisk form, and every malformed, oversized or
-//! over-long head, so that the 400, 414 and 431 answers are hyper's, unchanged.
+//! over-long head, so that the 400, 414 and 431 answers are hyper's, unchanged. The one
+//! exception is a request line longer than the head's size limit ([`Parsed::TargetTooLong`]),
+//! which hyper would answer 431 for the head: this layer answers it 414, as RFC 9112 §3 asks
+//! for a target longer than the server reads.
 
 use std::ops::Range;
 
@@ -38,6 +41,9 @@ pub enum Parsed {
     Partial,
     /// A request this layer does not take (see the module docs).
     Foreign,
+    /// A request line still unfinished at the head's size limit: its target is longer than
+    /// the server reads, a 414 (RFC 9112 §3). (Any other head over the limit is hyper's 431.)
+    TargetTooLong,
     /// A request this layer takes.
     Ours(Head),
 }
@@ -64,8 +70,9 @@ pub fn parse(buf: &[u8], fields: &mut Vec<FieldIndex>, max_head: usize) -> Parse
     let len = match req.parse_with_uninit_headers(buf, &mut headers) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() < max_head => return Parsed::Partial,
-        // Too large, too many fields, or malformed: hyper's answer.
-        Ok(httparse::Status::Partial) | Err(_) => return Parsed::Foreign,
+        Ok(httparse::Status::Partial) => return over_limit(buf, max_head),
+        // Too many fields, or malformed: hyper's answer.
+        Err(_) => return Parsed::Foreign,
     };
     let (Some(method), Some(path), Some(1)) = (req.method, req.path, req.version) else {
         return Parsed::Foreign;
@@ -75,7 +82,10 @@ pub fn parse(buf: &[u8], fields: &mut Vec<FieldIndex>, max_head: usize) -> Parse
         "HEAD" => true,
         _ => return Parsed::Foreign,
     };
-    if len > max_head || path.len() > MAX_URI_LEN || !path.starts_with('/') {
+    if len > max_head {
+        return over_limit(buf, max_head);
+    }
+    if path.len() > MAX_URI_LEN || !path.starts_with('/') {
         return Parsed::Foreign;
     }
     let base = buf.as_ptr() as usize;
@@ -113,6 +123,16 @@ pub fn parse(buf: &[u8], fields: &mut Vec<FieldIndex>, max_head: usize) -> Parse
         close,
         path: path.0 as usize..path.1 as usize,
     })
+}
+
+/// A head that is, or is still growing, past `max_head` bytes: a 414 when its request line
+/// alone is (no line end within the limit), else hyper's 431.
+fn over_limit(buf: &[u8], max_head: usize) -> Parsed {
+    if buf[..max_head.min(buf.len())].contains(&b'\n') {
+        Parsed::Foreign
+    } else {
+        Parsed::TargetTooLong
+    }
 }
 
 /// Makes `req` the request of `bytes`, the head that [`parse`] took, with its `fields`; its
@@ -198,7 +218,7 @@ mod tests {
                 let bytes = Bytes::copy_from_slice(raw.as_bytes());
                 !fill(&mut Request::new(Empty::new()), &bytes, &head, &fields)
             }
-            (Parsed::Partial, _) => false,
+            (Parsed::Partial | Parsed::TargetTooLong, _) => false,
         }
     }
 
@@ -299,6 +319,26 @@ mod tests {
         ));
         assert!(matches!(
             parse(&big.as_bytes()[..50], &mut fields, 100),
+            Parsed::Partial
+        ));
+    }
+
+    #[test]
+    fn a_request_line_past_the_limit_is_a_target_too_long() {
+        let mut fields = Vec::new();
+        let long = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(200));
+        for cut in [100, 150, long.len()] {
+            assert!(
+                matches!(
+                    parse(&long.as_bytes()[..cut], &mut fields, 100),
+                    Parsed::TargetTooLong
+                ),
+                "{cut}"
+            );
+        }
+        // Within the limit, the same line is only partial.
+        assert!(matches!(
+            parse(&long.as_bytes()[..99], &mut fields, 100),
             Parsed::Partial
         ));
     }

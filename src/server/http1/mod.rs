@@ -41,11 +41,13 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
+use http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::WaitForCancellationFuture;
 
 use super::Stop;
 use super::deadlines::HeadSignal;
+use super::ending::Refused;
 use crate::app::App;
 use head::Parsed;
 use scratch::Scratch;
@@ -110,6 +112,12 @@ where
                     rest: read.freeze(),
                     answered,
                 });
+            }
+            Parsed::TargetTooLong => {
+                let res = crate::response::plain(StatusCode::URI_TOO_LONG, "uri too long\n", None);
+                write::response(io, &mut scratch.out, res, None, false, true).await?;
+                let _ = io.shutdown().await;
+                return Err(io::Error::new(io::ErrorKind::InvalidData, Refused));
             }
             Parsed::Partial => {
                 // Not held while the rest of the head is awaited.
@@ -224,8 +232,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = app(dir.path());
         let (mut client, mut server) = tokio::io::duplex(1 << 16);
-        let foreign =
-            "POST /_admin/purge HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}GET /a.txt HTTP/1.1\r\n\r\n";
+        let foreign = "POST /_admin/purge HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n";
         let sent = format!(
             "GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\nHEAD /a.txt HTTP/1.1\r\nHost: t\r\n\r\n{foreign}"
         );
@@ -263,7 +270,7 @@ mod tests {
         let stop = Stop::default();
         let (mut client, mut server) = tokio::io::duplex(1 << 16);
         client
-            .write_all(b"GET /a.txt HTTP/1.1\r\n\r\n")
+            .write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n")
             .await
             .unwrap();
         // Gone before the answer: writing it fails.
@@ -288,7 +295,7 @@ mod tests {
         let (mut client, mut server) = tokio::io::duplex(1 << 16);
         client
             .write_all(
-                b"GET /a.txt HTTP/1.1\r\nConnection: close\r\n\r\nGET /a.txt HTTP/1.1\r\n\r\n",
+                b"GET /a.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n",
             )
             .await
             .unwrap();
