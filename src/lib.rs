@@ -16,6 +16,7 @@ pub mod db;
 pub mod encoding;
 pub mod etag;
 pub mod health;
+pub mod message;
 pub mod metrics;
 pub mod object;
 pub mod pipeline;

@@ -1,4 +1,5 @@
-//! Routes a request: the internal endpoints (`/health`, `/health/ready`, `/health/detailed`,
+//! Routes a request, once it passes the checks every request message must ([`message`]): the
+//! internal endpoints (`/health`, `/health/ready`, `/health/detailed`,
 //! `/metrics`, `POST /_admin/purge`) and everything else to the object pipeline.
 //!
 //! The internal paths shadow objects of the same name; keep those names out of the store.
@@ -15,7 +16,8 @@ use http_body_util::{BodyExt, Limited};
 use subtle::ConstantTimeEq;
 
 use crate::app::App;
-use crate::pipeline::{self, Arrival};
+use crate::message;
+use crate::pipeline::{self, Arrival, Outcome};
 use crate::response::{self, Body, SharedFields};
 
 /// Handles one request (hyper's: `B` is its request body).
@@ -25,6 +27,9 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     if req.method() == Method::POST && is_purge(app, req.uri().path()) {
+        if let Err(refusal) = message::check(&req) {
+            return refused(refusal);
+        }
         return purge(app, req).await;
     }
     let (mut response, shared) = answer(app, &req).await;
@@ -41,14 +46,22 @@ where
 /// response's own map is empty.
 pub async fn answer<B>(app: &Arc<App>, req: &Request<B>) -> (Response<Body>, Option<SharedFields>) {
     let started = Instant::now();
+    if let Err(refusal) = message::check(req) {
+        tracing::debug!(?refusal, "request refused");
+        let outcome = Outcome::plain(refused(refusal));
+        pipeline::record(app, &Arrival::of(req, started), &outcome);
+        return (outcome.response, None);
+    }
     let path = req.uri().path();
     let internal = matches!(
         path,
         "/health" | "/health/ready" | "/health/detailed" | "/metrics"
     );
     if internal {
-        if req.method() != Method::GET && req.method() != Method::HEAD {
-            return (response::method_not_allowed(), None);
+        match *req.method() {
+            Method::GET | Method::HEAD => {}
+            Method::OPTIONS => return (response::options(), None),
+            _ => return (response::method_not_allowed(), None),
         }
         let head = req.method() == Method::HEAD;
         let (status, body, content_type) = match path {
@@ -116,6 +129,11 @@ impl Drop for Unanswered<'_> {
 
 /// nginx's status for a request that ended before its answer (never sent to a client).
 const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// The answer to a request message refused before routing.
+fn refused(refusal: message::Refusal) -> Response<Body> {
+    response::plain(refusal.status(), refusal.text(), None)
+}
 
 fn with_json((status, body): (StatusCode, Bytes)) -> (StatusCode, Bytes, &'static str) {
     (status, body, "application/json")

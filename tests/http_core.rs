@@ -219,6 +219,12 @@ async fn conformance(srv: &TestServer) {
     let res = get(srv, "/empty.txt", &[("range", "bytes=0-")]).await;
     assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(h(&res, "content-range"), "bytes */0");
+    // §14.1.1: on an empty object a non-zero suffix is satisfiable, and a 206 cannot say
+    // so: the Range is ignored (§14.2), and the empty 200 sent.
+    let res = get(srv, "/empty.txt", &[("range", "bytes=-5")]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(h(&res, "content-length"), "0");
+    assert!(res.bytes().await.unwrap().is_empty());
     // Range is ignored on HEAD.
     let res = client()
         .head(srv.url("/data.bin"))
@@ -647,5 +653,162 @@ async fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
         assert!(out.ends_with("\r\n\r\nhello, world\n"), "{round}: {out}");
         assert!(out.to_ascii_lowercase().contains(status), "{round}: {out}");
     }
+    srv.stop().await;
+}
+
+/// RFC 9112 §3.2, RFC 9110 §9.1 and RFC 9113 §8.3.1: what every request message must be,
+/// checked before routing, on our HTTP/1 layer and on hyper's path alike.
+#[tokio::test]
+async fn request_messages_are_checked_before_routing() {
+    let dir = local_fixtures();
+    for fast_http1 in [true, false] {
+        let mut a = args(dir.path());
+        a.fast_http1 = Some(fast_http1);
+        let srv = start(a, None).await;
+        let close = "Connection: close\r\n\r\n";
+        let cases: Vec<(String, u16)> = vec![
+            (
+                format!("GET /hello.txt HTTP/1.1\r\nHost: t\r\n{close}"),
+                200,
+            ),
+            (
+                format!("GET /hello.txt HTTP/1.1\r\nHost: t:8080\r\n{close}"),
+                200,
+            ),
+            (
+                format!("GET /hello.txt HTTP/1.1\r\nHost: [::1]:80\r\n{close}"),
+                200,
+            ),
+            (format!("GET /hello.txt HTTP/1.1\r\nHost:\r\n{close}"), 200),
+            (format!("GET /hello.txt HTTP/1.1\r\n{close}"), 400),
+            (
+                format!("GET /hello.txt HTTP/1.1\r\nHost: a b\r\n{close}"),
+                400,
+            ),
+            (
+                format!("GET /hello.txt HTTP/1.1\r\nHost: a/b\r\n{close}"),
+                400,
+            ),
+            (
+                format!("GET /hello.txt HTTP/1.1\r\nHost: a:xyz\r\n{close}"),
+                400,
+            ),
+            (
+                format!("GET /hello.txt HTTP/1.1\r\nHost: a\r\nHost: a\r\n{close}"),
+                400,
+            ),
+            (format!("HEAD /health HTTP/1.1\r\n{close}"), 400),
+            (format!("GET http://t/hello.txt HTTP/1.1\r\n{close}"), 400),
+            (format!("GET /hello.txt HTTP/1.0\r\n{close}"), 200),
+            (
+                format!("GET /hello.txt HTTP/1.0\r\nHost: a b\r\n{close}"),
+                400,
+            ),
+            (
+                format!("FOO /hello.txt HTTP/1.1\r\nHost: t\r\n{close}"),
+                501,
+            ),
+            (format!("FOO /health HTTP/1.1\r\nHost: t\r\n{close}"), 501),
+            (
+                format!("PUT /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n{close}"),
+                405,
+            ),
+            (
+                format!("OPTIONS /health HTTP/1.1\r\nHost: t\r\n{close}"),
+                204,
+            ),
+            (
+                format!("OPTIONS /metrics HTTP/1.1\r\nHost: t\r\n{close}"),
+                204,
+            ),
+            (
+                format!("DELETE /health HTTP/1.1\r\nHost: t\r\n{close}"),
+                405,
+            ),
+        ];
+        for (request, want) in cases {
+            let out = raw(srv.addr, request.as_bytes()).await;
+            let first = out.lines().next().unwrap_or("");
+            assert_eq!(
+                raw_status(&out),
+                want,
+                "fast_http1 {fast_http1}: {request:?} got {first}"
+            );
+            let lower = out.to_ascii_lowercase();
+            if want == 204 || want == 405 {
+                assert!(lower.contains("\r\nallow: "), "{request:?}: {out}");
+            }
+            if want == 204 && request.contains("/health") {
+                assert!(lower.contains("allow: get, head, options"), "{out}");
+            }
+            if want == 400 || want == 501 {
+                assert!(lower.contains("cache-control: no-store"), "{out}");
+            }
+        }
+        srv.stop().await;
+    }
+
+    // HTTP/2: `Host` must name the `:authority`; the field limit holds there too.
+    let srv = start(args(dir.path()), None).await;
+    let h2 = h2_client();
+    let authority = srv.addr.to_string();
+    let res = h2
+        .get(srv.url("/hello.txt"))
+        .header("host", &authority)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.version(), reqwest::Version::HTTP_2);
+    let res = h2
+        .get(srv.url("/hello.txt"))
+        .header("host", "elsewhere.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let mut many = h2.get(srv.url("/hello.txt"));
+    for i in 0..101 {
+        many = many.header(format!("x-field-{i}"), "1");
+    }
+    let res = many.send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    srv.stop().await;
+}
+
+/// RFC 9112 §3: a request line longer than the server reads is a 414, even when it is longer
+/// than the whole head may be (which would otherwise be a 431 for the head).
+#[tokio::test]
+async fn a_request_line_past_the_head_limit_gets_414() {
+    let dir = local_fixtures();
+    let srv = start(args(dir.path()), None).await;
+    // Just past the default 64 KiB head limit: the server reads all of it before answering.
+    let req = format!(
+        "GET /{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(64 * 1024 + 10)
+    );
+    let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut rd, mut wr) = s.split();
+    let send = async {
+        let _ = wr.write_all(req.as_bytes()).await;
+    };
+    let mut out = Vec::new();
+    let read = async {
+        let _ = tokio::time::timeout(Duration::from_secs(5), rd.read_to_end(&mut out)).await;
+    };
+    tokio::join!(send, read);
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(
+        raw_status(&out),
+        414,
+        "{}",
+        out.lines().next().unwrap_or("")
+    );
+    assert!(
+        out.to_ascii_lowercase().contains("connection: close"),
+        "{out}"
+    );
+    assert_eq!(get(&srv, "/hello.txt", &[]).await.status(), StatusCode::OK);
     srv.stop().await;
 }

@@ -1,0 +1,219 @@
+//! The checks of a request message that come before routing, on every path (the internal
+//! endpoints too) and every protocol: what RFC 9110, 9112 and 9113 require of any request,
+//! whatever it asks for.
+//!
+//! - The method must be one we know (RFC 9110 §9.1): an unknown one is a 501; a known one
+//!   that a resource does not take is its own 405, with `Allow`, decided later.
+//! - `Host` (RFC 9112 §3.2): an HTTP/1.1 request without one, any request with more than one,
+//!   or one whose value is not `uri-host [":" port]` is a 400. An empty value is valid (a
+//!   target without an authority).
+//! - HTTP/2 (RFC 9113 §8.3.1): a `Host` that names another authority than `:authority` makes
+//!   the request malformed: 400.
+//! - More than [`MAX_FIELDS`] header fields is a 431 on every protocol, as our HTTP/1 parser
+//!   and hyper's already answer on HTTP/1.
+//!
+//! Everything here reads only the request's line and fields, so it costs a few comparisons
+//! per request.
+
+use http::header::{self, HeaderMap};
+use http::uri::Authority;
+use http::{Method, Request, StatusCode, Version};
+
+/// Most header fields a request may carry (the HTTP/1 parsers' limit, `server::http1::head`).
+pub const MAX_FIELDS: usize = crate::server::http1::head::MAX_HEADERS;
+
+/// Why a request message is refused before it is routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A method we do not know: 501.
+    UnknownMethod,
+    /// No `Host` on HTTP/1.1, more than one, or an invalid one: 400.
+    BadHost(&'static str),
+    /// Too many header fields: 431.
+    TooManyFields,
+}
+
+impl Refusal {
+    /// The status it is answered with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Refusal::UnknownMethod => StatusCode::NOT_IMPLEMENTED,
+            Refusal::BadHost(_) => StatusCode::BAD_REQUEST,
+            Refusal::TooManyFields => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        }
+    }
+
+    /// The short text of the answer.
+    pub fn text(self) -> &'static str {
+        match self {
+            Refusal::UnknownMethod => "method not implemented\n",
+            Refusal::BadHost(_) => "bad request: host\n",
+            Refusal::TooManyFields => "too many header fields\n",
+        }
+    }
+}
+
+/// Checks `req` (see the module docs).
+pub fn check<B>(req: &Request<B>) -> Result<(), Refusal> {
+    if !is_known(req.method()) {
+        return Err(Refusal::UnknownMethod);
+    }
+    let fields = req.headers();
+    if fields.len() > MAX_FIELDS {
+        return Err(Refusal::TooManyFields);
+    }
+    check_host(req.version(), req.uri().authority(), fields)
+}
+
+/// The methods of RFC 9110 §9 and PATCH (RFC 5789): known, so a resource that does not take
+/// one answers 405.
+fn is_known(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET
+            | Method::HEAD
+            | Method::OPTIONS
+            | Method::POST
+            | Method::PUT
+            | Method::DELETE
+            | Method::PATCH
+            | Method::TRACE
+            | Method::CONNECT
+    )
+}
+
+fn check_host(
+    version: Version,
+    authority: Option<&Authority>,
+    fields: &HeaderMap,
+) -> Result<(), Refusal> {
+    let mut hosts = fields.get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Refusal::BadHost("more than one Host field"));
+    }
+    let Some(host) = host else {
+        return if version == Version::HTTP_11 {
+            Err(Refusal::BadHost("no Host field"))
+        } else {
+            Ok(())
+        };
+    };
+    let host = host.as_bytes();
+    if !is_host(host) {
+        return Err(Refusal::BadHost("invalid Host field"));
+    }
+    if version == Version::HTTP_2
+        && let Some(authority) = authority
+        && !authority.as_str().as_bytes().eq_ignore_ascii_case(host)
+    {
+        return Err(Refusal::BadHost("Host differs from :authority"));
+    }
+    Ok(())
+}
+
+/// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2), or empty. The authority parser checks
+/// the host; it would also take user information and a port that is not digits, which a
+/// `Host` never carries.
+fn is_host(value: &[u8]) -> bool {
+    if value.is_empty() {
+        return true;
+    }
+    let host_end = if value[0] == b'[' {
+        value
+            .iter()
+            .position(|&b| b == b']')
+            .map_or(value.len(), |i| i + 1)
+    } else {
+        value.iter().position(|&b| b == b':').unwrap_or(value.len())
+    };
+    let (host, port) = value.split_at(host_end);
+    let port_ok = match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
+    port_ok && !host.is_empty() && !host.contains(&b'@') && Authority::try_from(host).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(version: Version, hosts: &[&str]) -> Request<()> {
+        let mut b = Request::builder().uri("/a.css").version(version);
+        for h in hosts {
+            b = b.header(header::HOST, *h);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn host_is_required_on_http_1_1_once_and_well_formed() {
+        use Version as V;
+        for (version, hosts, ok) in [
+            (V::HTTP_11, &["cdn.example.com"][..], true),
+            (V::HTTP_11, &["cdn.example.com:8080"], true),
+            (V::HTTP_11, &["127.0.0.1:80"], true),
+            (V::HTTP_11, &["[::1]:8080"], true),
+            (V::HTTP_11, &[""], true),
+            (V::HTTP_11, &[], false),
+            (V::HTTP_11, &["a", "a"], false),
+            (V::HTTP_11, &["a b"], false),
+            (V::HTTP_11, &["a/b"], false),
+            (V::HTTP_11, &["a:xyz"], false),
+            (V::HTTP_11, &["user@a"], false),
+            (V::HTTP_11, &[":80"], false),
+            (V::HTTP_11, &["[::1"], false),
+            (V::HTTP_11, &["[::1]x"], false),
+            (V::HTTP_11, &["a:80:80"], false),
+            (V::HTTP_11, &["a:"], true),
+            (V::HTTP_10, &[], true),
+            (V::HTTP_10, &["a b"], false),
+            (V::HTTP_2, &[], true),
+        ] {
+            let got = check(&req(version, hosts));
+            assert_eq!(got.is_ok(), ok, "{version:?} {hosts:?}: {got:?}");
+            if !ok {
+                assert_eq!(got.unwrap_err().status(), StatusCode::BAD_REQUEST);
+            }
+        }
+    }
+
+    #[test]
+    fn on_http_2_host_must_name_the_authority() {
+        let with = |host: &str| {
+            Request::builder()
+                .uri("http://cdn.example.com/a.css")
+                .version(Version::HTTP_2)
+                .header(header::HOST, host)
+                .body(())
+                .unwrap()
+        };
+        assert_eq!(check(&with("cdn.example.com")), Ok(()));
+        assert_eq!(check(&with("CDN.example.com")), Ok(()));
+        assert!(check(&with("other.example.com")).is_err());
+    }
+
+    #[test]
+    fn unknown_methods_and_too_many_fields_are_refused() {
+        let mut r = req(Version::HTTP_11, &["a"]);
+        *r.method_mut() = Method::from_bytes(b"FOO").unwrap();
+        assert_eq!(check(&r), Err(Refusal::UnknownMethod));
+        assert_eq!(Refusal::UnknownMethod.status(), StatusCode::NOT_IMPLEMENTED);
+        for known in ["PUT", "DELETE", "PATCH", "TRACE", "POST", "OPTIONS"] {
+            *r.method_mut() = Method::from_bytes(known.as_bytes()).unwrap();
+            assert_eq!(check(&r), Ok(()), "{known}");
+        }
+        *r.method_mut() = Method::GET;
+        for i in 0..MAX_FIELDS {
+            r.headers_mut().append(
+                format!("x-{i}").parse::<header::HeaderName>().unwrap(),
+                "1".parse().unwrap(),
+            );
+        }
+        assert_eq!(check(&r), Err(Refusal::TooManyFields));
+        r.headers_mut().remove("x-0");
+        assert_eq!(check(&r), Ok(()));
+    }
+}
