@@ -371,7 +371,8 @@ pub struct ServeArgs {
     /// Smallest body compressed on the fly.
     #[arg(long, env = "CDN_ORIGIN_COMPRESS_MIN_SIZE")]
     pub compress_min_size: Option<ByteSize>,
-    /// Serve identity instead of 406 when the client excludes every encoding we have.
+    /// Serve identity when the client excludes every encoding we have (RFC 9110 §12.5.3; the
+    /// default); `false` answers 406 instead.
     #[arg(long, env = "CDN_ORIGIN_IDENTITY_FALLBACK", num_args = 0..=1, default_missing_value = "true")]
     pub identity_fallback: Option<bool>,
     /// PostgreSQL URL for the health check and the traffic history.
@@ -578,7 +579,7 @@ pub struct Settings {
     pub purge_token: Option<String>,
     /// Minimum size for on-the-fly compression.
     pub compress_min_size: u64,
-    /// Identity instead of 406.
+    /// Identity instead of 406 when every encoding is refused (default on, RFC 9110 §12.5.3).
     pub identity_fallback: bool,
     /// Database URL.
     pub database_url: Option<String>,
@@ -678,7 +679,7 @@ impl Settings {
             breaker_cooldown: pick!(breaker_cooldown, secs(30)).0,
             purge_token: args.purge_token.clone().or(file.purge_token.clone()),
             compress_min_size: pick!(compress_min_size, ByteSize(1024)).0,
-            identity_fallback: pick!(identity_fallback, false),
+            identity_fallback: pick!(identity_fallback, true),
             database_url: args.database_url.clone().or(file.database_url.clone()),
             health_interval: pick!(health_interval, secs(30)).0,
             instance: args

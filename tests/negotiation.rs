@@ -179,19 +179,42 @@ async fn conditional_and_range_requests_use_the_selected_representation() {
     assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(h(&res, "vary"), "Accept-Encoding");
 
-    let res = get(
-        &srv,
-        "/style.css",
-        &[("accept-encoding", "identity;q=0, *;q=0")],
-    )
-    .await;
-    assert_eq!(res.status(), StatusCode::NOT_ACCEPTABLE);
+    // Every coding refused: identity all the same (RFC 9110 §12.5.3), as for an object that
+    // has no other coding; a 406 only when configured.
+    let refused = [("accept-encoding", "identity;q=0, *;q=0")];
+    let res = get(&srv, "/style.css", &refused).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(h(&res, "content-encoding"), "");
     assert_eq!(h(&res, "vary"), "Accept-Encoding");
+    let res = get(&srv, "/img/logo.png", &refused).await;
+    assert_eq!(res.status(), StatusCode::OK);
 
     // Images are never compressed and do not vary.
     let res = get(&srv, "/img/logo.png", &[("accept-encoding", "br, gzip")]).await;
     assert_eq!(h(&res, "content-encoding"), "");
     assert_eq!(h(&res, "vary"), "");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn identity_fallback_off_answers_406_when_every_coding_is_refused() {
+    let dir = local_fixtures();
+    let mut a = args(dir.path());
+    a.identity_fallback = Some(false);
+    let srv = start(a, None).await;
+    let refused = [("accept-encoding", "identity;q=0, *;q=0")];
+    let res = get(&srv, "/style.css", &refused).await;
+    assert_eq!(res.status(), StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(h(&res, "vary"), "Accept-Encoding");
+    // Still served when a coding is acceptable.
+    let res = get(
+        &srv,
+        "/style.css",
+        &[("accept-encoding", "gzip, identity;q=0")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(h(&res, "content-encoding"), "gzip");
     srv.stop().await;
 }
 

@@ -155,6 +155,12 @@ mod tests {
     }
 
     #[test]
+    fn a_request_our_layer_refused_is_a_bad_request() {
+        let e = io::Error::new(io::ErrorKind::InvalidData, Refused);
+        assert_eq!(of(e.into()), ConnectionEnd::BadRequest);
+    }
+
+    #[test]
     fn a_client_that_left_is_client_gone() {
         for kind in [
             io::ErrorKind::ConnectionReset,
