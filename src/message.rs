@@ -112,28 +112,86 @@ fn check_host(
     Ok(())
 }
 
-/// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2), or empty. The authority parser checks
-/// the host; it would also take user information and a port that is not digits, which a
-/// `Host` never carries.
+/// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2), or empty: a bracketed IP literal or a
+/// reg-name (IPv4 addresses are reg-names too; RFC 3986 §3.2.2), then digits after a colon.
+/// Checked byte by byte: this runs on every request, and the `http` crate's authority parser
+/// would copy the value first (and would also take user information and a port that is not
+/// digits, which a `Host` never carries).
 fn is_host(value: &[u8]) -> bool {
     if value.is_empty() {
         return true;
     }
-    let host_end = if value[0] == b'[' {
-        value
-            .iter()
-            .position(|&b| b == b']')
-            .map_or(value.len(), |i| i + 1)
+    let (host, port) = if value[0] == b'[' {
+        match value.iter().position(|&b| b == b']') {
+            Some(end) => value.split_at(end + 1),
+            None => return false,
+        }
     } else {
-        value.iter().position(|&b| b == b':').unwrap_or(value.len())
+        value.split_at(value.iter().position(|&b| b == b':').unwrap_or(value.len()))
     };
-    let (host, port) = value.split_at(host_end);
     let port_ok = match port.split_first() {
         None => true,
         Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
         Some(_) => false,
     };
-    port_ok && !host.is_empty() && !host.contains(&b'@') && Authority::try_from(host).is_ok()
+    port_ok && is_uri_host(host)
+}
+
+/// `IP-literal / reg-name` (RFC 3986 §3.2.2), not empty.
+fn is_uri_host(host: &[u8]) -> bool {
+    match host {
+        [] => false,
+        [b'[', literal @ .., b']'] => is_ip_literal(literal),
+        _ => is_reg_name(host),
+    }
+}
+
+/// What goes between the brackets: an IPv6 address (hex digits, colons, and dots for an
+/// embedded IPv4 address) or an `IPvFuture` (`v` hex "." then unreserved, sub-delims, ":").
+fn is_ip_literal(literal: &[u8]) -> bool {
+    match literal.split_first() {
+        None => false,
+        Some((b'v' | b'V', rest)) => {
+            rest.contains(&b'.')
+                && rest
+                    .iter()
+                    .all(|&b| is_unreserved(b) || is_sub_delim(b) || b == b':')
+        }
+        Some(_) => literal
+            .iter()
+            .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
+    }
+}
+
+/// `*( unreserved / pct-encoded / sub-delims )`.
+fn is_reg_name(name: &[u8]) -> bool {
+    let mut i = 0;
+    while i < name.len() {
+        let b = name[i];
+        if b == b'%' {
+            match name.get(i + 1..i + 3) {
+                Some([h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
+                _ => return false,
+            }
+            continue;
+        }
+        if !(is_unreserved(b) || is_sub_delim(b)) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn is_sub_delim(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+    )
 }
 
 #[cfg(test)]
@@ -168,6 +226,15 @@ mod tests {
             (V::HTTP_11, &["[::1]x"], false),
             (V::HTTP_11, &["a:80:80"], false),
             (V::HTTP_11, &["a:"], true),
+            (V::HTTP_11, &["xn--bcher-kva.example"], true),
+            (V::HTTP_11, &["caf%C3%A9.example"], true),
+            (V::HTTP_11, &["caf%C3"], true),
+            (V::HTTP_11, &["a%zz"], false),
+            (V::HTTP_11, &["a%2"], false),
+            (V::HTTP_11, &["[v1.fe80::a+en1]"], true),
+            (V::HTTP_11, &["[fe80::1%25en0]"], false),
+            (V::HTTP_11, &["[]"], false),
+            (V::HTTP_11, &["a\"b"], false),
             (V::HTTP_10, &[], true),
             (V::HTTP_10, &["a b"], false),
             (V::HTTP_2, &[], true),
