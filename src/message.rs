@@ -114,37 +114,65 @@ fn check_host(
 
 /// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2), or empty: a bracketed IP literal or a
 /// reg-name (IPv4 addresses are reg-names too; RFC 3986 §3.2.2), then digits after a colon.
-/// Checked byte by byte: this runs on every request, and the `http` crate's authority parser
-/// would copy the value first (and would also take user information and a port that is not
-/// digits, which a `Host` never carries).
+/// Checked byte by byte, one table lookup per byte of the usual name: this runs on every
+/// request, and the `http` crate's authority parser would copy the value first (and would
+/// also take user information and a port that is not digits, which a `Host` never carries).
 fn is_host(value: &[u8]) -> bool {
-    if value.is_empty() {
+    let Some(&first) = value.first() else {
         return true;
-    }
-    let (host, port) = if value[0] == b'[' {
+    };
+    let (host_ok, port) = if first == b'[' {
         match value.iter().position(|&b| b == b']') {
-            Some(end) => value.split_at(end + 1),
+            Some(end) => (is_ip_literal(&value[1..end]), &value[end + 1..]),
             None => return false,
         }
     } else {
-        value.split_at(value.iter().position(|&b| b == b':').unwrap_or(value.len()))
+        // A reg-name: every byte a name byte up to the colon, if any.
+        let end = value
+            .iter()
+            .position(|&b| !REG_NAME[usize::from(b)])
+            .unwrap_or(value.len());
+        let (name, port) = value.split_at(end);
+        (!name.is_empty() && percent_encodings_ok(name), port)
     };
     let port_ok = match port.split_first() {
         None => true,
         Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
         Some(_) => false,
     };
-    port_ok && is_uri_host(host)
+    host_ok && port_ok
 }
 
-/// `IP-literal / reg-name` (RFC 3986 §3.2.2), not empty.
-fn is_uri_host(host: &[u8]) -> bool {
-    match host {
-        [] => false,
-        [b'[', literal @ .., b']'] => is_ip_literal(literal),
-        _ => is_reg_name(host),
+/// The bytes of a reg-name: unreserved, sub-delims and `%` (its two hex digits are checked
+/// apart, [`is_reg_name`]).
+static REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b'%'
+            );
+        b += 1;
     }
-}
+    table
+};
 
 /// What goes between the brackets: an IPv6 address (hex digits, colons, and dots for an
 /// embedded IPv4 address) or an `IPvFuture` (`v` hex "." then unreserved, sub-delims, ":").
@@ -163,22 +191,16 @@ fn is_ip_literal(literal: &[u8]) -> bool {
     }
 }
 
-/// `*( unreserved / pct-encoded / sub-delims )`.
-fn is_reg_name(name: &[u8]) -> bool {
-    let mut i = 0;
-    while i < name.len() {
-        let b = name[i];
-        if b == b'%' {
-            match name.get(i + 1..i + 3) {
-                Some([h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
-                _ => return false,
+/// Each `%` of a reg-name starts two hex digits (`pct-encoded`).
+fn percent_encodings_ok(name: &[u8]) -> bool {
+    let mut rest = name;
+    while let Some(at) = rest.iter().position(|&b| b == b'%') {
+        match rest.get(at + 1..at + 3) {
+            Some([h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {
+                rest = &rest[at + 3..];
             }
-            continue;
+            _ => return false,
         }
-        if !(is_unreserved(b) || is_sub_delim(b)) {
-            return false;
-        }
-        i += 1;
     }
     true
 }
