@@ -2,8 +2,10 @@
 //!
 //! Liveness answers from memory and calls nothing: it says the process serves. Readiness and
 //! the detailed view report the results of **background probes** that run every `interval`
-//! (30 s by default): a cheap probe per store (a HEAD of a key that need not exist, where
-//! `NotFound` means the store answered) and the database check (`SELECT 1`). The endpoints
+//! (30 s by default): a cheap probe per store (a `GET` of a key that need not exist, where
+//! `NotFound` means the store answered, but not a missing bucket or container, which only a
+//! `GET`'s error body tells apart: [`crate::store::is_missing_object`]) and the database check
+//! (`SELECT 1`). The endpoints
 //! only read the last results, so however often a load balancer or an attacker calls them,
 //! the stores and the database see one probe per interval.
 //!
@@ -21,7 +23,7 @@ use crate::db::{Database, DbState};
 use crate::metrics::{BreakerState, Metrics, StoreOp, StoreOutcome};
 use bytes::Bytes;
 use http::StatusCode;
-use object_store::{ObjectStore, ObjectStoreExt, path::Path};
+use object_store::{GetOptions, ObjectStore, path::Path};
 use parking_lot::RwLock;
 use serde::Serialize;
 use serde_json::json;
@@ -201,12 +203,21 @@ impl Health {
 
     async fn probe_store(&self, target: &StoreProbeTarget) -> StoreProbe {
         let start = Instant::now();
-        let outcome =
-            tokio::time::timeout(self.probe_timeout, target.store.head(&self.probe_key)).await;
+        // The answer's body, if the key exists after all, is not read: dropping it ends the
+        // request.
+        let outcome = tokio::time::timeout(
+            self.probe_timeout,
+            target
+                .store
+                .get_opts(&self.probe_key, GetOptions::default()),
+        )
+        .await;
         let latency = start.elapsed();
         let (ok, error, label) = match outcome {
             Ok(Ok(_)) => (true, None, StoreOutcome::Ok),
-            Ok(Err(object_store::Error::NotFound { .. })) => (true, None, StoreOutcome::NotFound),
+            Ok(Err(e)) if crate::store::is_missing_object(&e) => {
+                (true, None, StoreOutcome::NotFound)
+            }
             Ok(Err(e)) => (false, Some(crate::db::error_chain(&e)), StoreOutcome::Error),
             Err(_) => (
                 false,
@@ -215,7 +226,7 @@ impl Health {
             ),
         };
         self.metrics
-            .record_store(&target.name, StoreOp::Head, label, latency, 0);
+            .record_store(&target.name, StoreOp::Get, label, latency, 0);
         StoreProbe {
             name: target.name.clone(),
             ok,

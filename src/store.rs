@@ -353,11 +353,8 @@ impl Stores {
                 .await
                 .and_then(|r| match r {
                     Ok(meta) => Ok(Some(remote_info(i, meta))),
-                    Err(object_store::Error::NotFound { .. }) => Ok(None),
-                    Err(source_err) => Err(StoreError::Backend {
-                        store: source.name.clone(),
-                        source: source_err,
-                    }),
+                    Err(e) if is_missing_object(&e) => Ok(None),
+                    Err(e) => Err(self.backend_error(&source.name, e)),
                 })
         };
         self.note_slow(&source.name, "head", key, started);
@@ -441,13 +438,8 @@ impl Stores {
             .await?
         {
             Ok(got) => got,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => {
-                return Err(StoreError::Backend {
-                    store: name.clone(),
-                    source: e,
-                });
-            }
+            Err(e) if is_missing_object(&e) => return Ok(None),
+            Err(e) => return Err(self.backend_error(name, e)),
         };
         let info = remote_info(i, got.meta.clone());
         if info.size > limit {
@@ -555,18 +547,32 @@ impl Stores {
                 .timed(&source.name, source.store.get_opts(&info.location, options))
                 .await?;
             let result = result.map_err(|e| match e {
-                object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. } => {
-                    StoreError::Changed {
-                        store: source.name.clone(),
-                    }
-                }
-                other => StoreError::Backend {
+                object_store::Error::Precondition { .. } => StoreError::Changed {
                     store: source.name.clone(),
-                    source: other,
                 },
+                e if is_missing_object(&e) => StoreError::Changed {
+                    store: source.name.clone(),
+                },
+                other => self.backend_error(&source.name, other),
             })?;
             result.into_stream().map_err(io::Error::other).boxed()
         })
+    }
+
+    /// A remote store's error: a [`StoreError::Timeout`] when the HTTP client gave up waiting
+    /// (its read timeout, the store timeout, may pass just before ours does), so that a store
+    /// that hangs is a 504 and counted as a timeout whichever deadline fired first.
+    fn backend_error(&self, store: &str, e: object_store::Error) -> StoreError {
+        if is_timeout(&e) {
+            return StoreError::Timeout {
+                store: store.to_string(),
+                after: self.first_byte_timeout,
+            };
+        }
+        StoreError::Backend {
+            store: store.to_string(),
+            source: e,
+        }
     }
 
     async fn timed<T>(&self, store: &str, fut: impl Future<Output = T>) -> Result<T, StoreError> {
@@ -606,6 +612,51 @@ fn remote_info(i: usize, meta: object_store::ObjectMeta) -> ObjectInfo {
 }
 
 /// How a lookup ended, for the metrics.
+/// Whether `e` says the store's HTTP client timed out (down its chain of sources).
+fn is_timeout(e: &object_store::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(http) = err.downcast_ref::<object_store::client::HttpError>()
+            && http.kind() == object_store::client::HttpErrorKind::Timeout
+        {
+            return true;
+        }
+        if err
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        next = err.source();
+    }
+    false
+}
+
+/// Whether `e` says the object does not exist: a `NotFound` that is not about the bucket or
+/// container itself. A missing bucket (deleted, misspelt, another region's) also answers 404,
+/// and taken for a missing object it would make every URL a cached 404 while health says
+/// "ok"; it is a store failure instead (502, the breaker, stale-if-error). Told apart by the
+/// error the store sends with the 404 (S3 `NoSuchBucket`, Azure `ContainerNotFound`, GCS
+/// "bucket does not exist"), which comes with a `GET`; a `HEAD` answer has no body.
+pub fn is_missing_object(e: &object_store::Error) -> bool {
+    matches!(e, object_store::Error::NotFound { .. }) && !is_missing_container(e)
+}
+
+fn is_missing_container(e: &object_store::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if ["NoSuchBucket", "ContainerNotFound", "bucket does not exist"]
+            .iter()
+            .any(|code| text.contains(code))
+        {
+            return true;
+        }
+        next = err.source();
+    }
+    false
+}
+
 fn outcome_of<T>(result: &Result<Option<T>, StoreError>) -> StoreOutcome {
     match result {
         Ok(Some(_)) => StoreOutcome::Ok,

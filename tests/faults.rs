@@ -542,3 +542,101 @@ async fn a_request_its_client_gives_up_is_logged_with_status_499() {
     );
     srv.stop().await;
 }
+
+/// An S3 source whose bucket does not exist (misspelt, deleted, another account's) is a store
+/// failure, not an empty bucket: S3 answers 404 `NoSuchBucket` for every key, and taken for
+/// missing objects that would make every URL a cached 404 while health said "ok".
+#[tokio::test]
+async fn a_missing_bucket_is_a_store_failure_not_a_site_of_404s() {
+    let Some(endpoint) = s3_endpoint() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(dir.path());
+    a.sources = vec![StoreSpec::S3 {
+        bucket: unique("never-created"),
+        prefix: String::new(),
+    }];
+    a.s3_endpoint = Some(endpoint);
+    a.s3_allow_http = Some(true);
+    a.s3_region = Some("us-east-1".into());
+    a.store_retries = Some(0);
+    let srv = start(a, None).await;
+    for _ in 0..2 {
+        let res = client().get(srv.url("/index.html")).send().await.unwrap();
+        assert!(
+            [502, 503].contains(&res.status().as_u16()),
+            "a missing bucket answered {}",
+            res.status()
+        );
+        let cache_control = res
+            .headers()
+            .get("cache-control")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(cache_control.contains("no-store"), "{cache_control}");
+    }
+    // The health probe sees it too: the only store is down.
+    let res = client().get(srv.url("/health/ready")).send().await.unwrap();
+    let body = res.text().await.unwrap();
+    assert!(body.contains("\"status\":\"down\""), "{body}");
+    srv.stop().await;
+}
+
+/// An S3 endpoint that accepts connections and never answers: the HTTP client's read timeout
+/// and our first-byte deadline are both the store timeout, and whichever fires first the
+/// client gets a 504 (not a 502) and the store metrics count a timeout.
+#[tokio::test]
+async fn a_store_that_never_answers_is_a_504_whichever_deadline_fires() {
+    // The S3 test environment's credentials (scripts/test.sh), so the client signs at once.
+    if s3_endpoint().is_none() {
+        return;
+    }
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(dir.path());
+    a.sources = vec![StoreSpec::S3 {
+        bucket: "silent".into(),
+        prefix: String::new(),
+    }];
+    a.s3_endpoint = Some(endpoint);
+    a.s3_allow_http = Some(true);
+    a.s3_region = Some("us-east-1".into());
+    a.store_timeout = Some("1s".parse().unwrap());
+    a.store_retries = Some(0);
+    let srv = start(a, None).await;
+    let started = Instant::now();
+    let res = client().get(srv.url("/a.txt")).send().await.unwrap();
+    assert_eq!(res.status(), 504, "{:?}", res.text().await);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let metrics = client()
+        .get(srv.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("cdn_origin_store_requests_total")
+                && l.contains("outcome=\"timeout\"")),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("cdn_origin_store_requests_total"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    srv.stop().await;
+    held.abort();
+}
