@@ -217,7 +217,7 @@ where
     };
     let key = target.trim_start_matches('/');
     let purged = app.cache.purge(key, prefix);
-    tracing::info!(target = %target, prefix, purged, "purge");
+    tracing::info!(path = %target, prefix, purged, "purge");
     let body = serde_json::json!({ "purged": purged }).to_string();
     internal_response(StatusCode::OK, Bytes::from(body), "application/json", false)
 }

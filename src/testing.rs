@@ -443,6 +443,15 @@ impl CapturedLog {
             .finish()
     }
 
+    /// Every line written so far, as written.
+    pub fn raw_lines(&self) -> Vec<String> {
+        let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// The access-log lines (target `access`) written so far, parsed from JSON.
     pub fn access_lines(&self) -> Vec<serde_json::Value> {
         let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use cdn_origin::config::{Seconds, ServeArgs};
 use cdn_origin::store::Source;
-use cdn_origin::testing::CountingStore;
+use cdn_origin::testing::{CapturedLog, CountingStore};
 use common::*;
 use reqwest::StatusCode;
 
@@ -307,6 +307,11 @@ async fn the_byte_budget_holds_under_a_mixed_workload() {
 
 #[tokio::test]
 async fn purge_drops_entries_by_path_and_prefix_behind_a_token() {
+    // The global subscriber: nextest runs each test in a process of its own; under `cargo
+    // test` this must stay the only test of this file that installs one.
+    let log = CapturedLog::default();
+    tracing::subscriber::set_global_default(log.subscriber())
+        .expect("no other subscriber in this test's process");
     let token = "0123456789abcdef-token";
     let (srv, store, _dir) = counting_server(|a| a.purge_token = Some(token.into())).await;
     for k in ["assets/a.bin", "assets/b.bin", "other.bin"] {
@@ -330,6 +335,17 @@ async fn purge_drops_entries_by_path_and_prefix_behind_a_token() {
     get_ok(&srv, "/other.bin").await;
     assert_eq!(store.gets(), gets + 1, "a purged entry is fetched again");
     srv.stop().await;
+    // Each purge is logged with its path, in a field of its own: a field named `target`
+    // would repeat the key of the event's own target in a JSON line.
+    let lines = log.raw_lines();
+    let purges: Vec<&String> = lines.iter().filter(|l| l.contains("purge")).collect();
+    assert!(
+        purges.iter().any(|l| l.contains(r#""path":"/assets/""#)),
+        "{purges:#?}"
+    );
+    for line in &lines {
+        assert!(line.matches(r#""target":"#).count() <= 1, "{line}");
+    }
 
     // Without a token the endpoint does not exist.
     let (srv, _store, _dir) = counting_server(|_| {}).await;

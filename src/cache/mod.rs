@@ -416,7 +416,7 @@ impl HotCache {
             }
         });
         drop(state);
-        tracing::info!(target, prefix, removed, "cache purge");
+        tracing::info!(path = target, prefix, removed, "cache purge");
         removed
     }
 
