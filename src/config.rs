@@ -59,26 +59,55 @@ impl FromStr for Seconds {
 }
 
 /// Deserializes any `FromStr` domain type from a TOML string (or integer), so the file accepts
-/// exactly what the flags accept and toml attaches the value's span to the error.
+/// exactly what the flags accept and toml attaches the value's span to the error. Anything
+/// else (a boolean, a float, a negative number, a table) is refused with what was expected.
 fn from_str_value<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: FromStr<Err = String>,
 {
+    struct Value<T>(std::marker::PhantomData<T>);
+
+    impl<T: FromStr<Err = String>> serde::de::Visitor<'_> for Value<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string such as \"256MiB\" or \"30s\", or a whole number")
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<T, E> {
+            T::from_str(&n.to_string()).map_err(E::custom)
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<T, E> {
+            match u64::try_from(n) {
+                Ok(n) => self.visit_u64(n),
+                Err(_) => Err(E::invalid_value(serde::de::Unexpected::Signed(n), &self)),
+            }
+        }
+
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<T, E> {
+            T::from_str(s).map_err(E::custom)
+        }
+    }
+
+    de.deserialize_any(Value(std::marker::PhantomData))
+        .map(Some)
+}
+
+/// A list, or one string of comma-separated members (`cors_origins = "*"`), as the flag and
+/// its environment variable take it.
+fn one_or_many<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Int(u64),
-        Str(String),
+    #[serde(untagged, expecting = "a string or a list of strings")]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
     }
-    let raw = Option::<Raw>::deserialize(de)?;
-    match raw {
-        None => Ok(None),
-        Some(Raw::Int(n)) => T::from_str(&n.to_string())
-            .map(Some)
-            .map_err(serde::de::Error::custom),
-        Some(Raw::Str(s)) => T::from_str(&s).map(Some).map_err(serde::de::Error::custom),
-    }
+    Ok(match OneOrMany::deserialize(de)? {
+        OneOrMany::One(s) => s.split(',').map(|m| m.trim().to_string()).collect(),
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// Where objects come from: a local folder, memory, or a cloud bucket.
@@ -198,7 +227,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default when no subcommand is given).
     Serve(ServeArgs),
-    /// Validate every setting and policy file without starting; lists every problem.
+    /// Validate every setting and policy file without starting; lists every problem of the
+    /// settings (a file that does not parse, or a broken policy file, at its first error).
     CheckConfig(ServeArgs),
     /// Inspect cache policies.
     Policy {
@@ -454,7 +484,7 @@ struct FileConfig {
     health_interval: Option<Seconds>,
     instance: Option<String>,
     signing_secret: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_or_many")]
     cors_origins: Vec<String>,
 }
 
@@ -484,16 +514,45 @@ fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
         ))
     })?;
     toml::from_str::<FileConfig>(&text).map_err(|e| {
-        let (line, col) = e
-            .span()
-            .map(|span| line_col(&text, span.start))
-            .unwrap_or((1, 1));
+        let start = e.span().map_or(0, |span| span.start);
+        let (line, col) = line_col(&text, start);
+        // The key of the line the error points at, so the message names its field whatever
+        // toml's own words are (`duplicate key`, a type error).
+        let field = text
+            .lines()
+            .nth(line - 1)
+            .and_then(|l| l.split_once('='))
+            .map(|(key, _)| key.trim().trim_matches('"'))
+            .filter(|key| !key.is_empty() && !key.starts_with('['))
+            .map(|key| format!("field `{key}`: "))
+            .unwrap_or_default();
         ConfigError(format!(
-            "{}:{line}:{col}: {}",
+            "{}:{line}:{col}: {field}{}",
             path.display(),
             e.message().trim_end()
         ))
     })
+}
+
+/// A `cors_origins` member: `*`, or an origin exactly as a browser sends it in `Origin`
+/// (`scheme://host[:port]`, lowercase, no path, no default port), since it is compared with
+/// that header byte for byte.
+fn check_origin(origin: &str) -> Result<(), String> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let url = url::Url::parse(origin)
+        .map_err(|e| format!("is not an origin like https://app.example.com ({e})"))?;
+    let serialized = url.origin().ascii_serialization();
+    if serialized == origin {
+        Ok(())
+    } else if serialized == "null" {
+        Err("is not an origin like https://app.example.com".into())
+    } else {
+        Err(format!(
+            "is not an origin as browsers send it: `{serialized}`"
+        ))
+    }
 }
 
 /// 1-based line and column of a byte offset.
@@ -734,6 +793,11 @@ impl Settings {
         if self.breaker_failures == 0 {
             problems.push("breaker_failures: must be at least 1".into());
         }
+        for origin in &self.cors_origins {
+            if let Err(why) = check_origin(origin) {
+                problems.push(format!("cors_origins: `{origin}` {why}"));
+            }
+        }
         for (name, d) in [
             ("store_timeout", self.store_timeout),
             ("header_read_timeout", self.header_read_timeout),
@@ -863,6 +927,57 @@ mod tests {
         let err = load_file(&path).unwrap_err().0;
         assert!(err.contains("origin.toml:3:"), "{err}");
         assert!(err.contains("colour"), "{err}");
+
+        // A value of the wrong type, a negative size, a key set twice: each names its field
+        // and says what was wanted.
+        for (text, line, wanted) in [
+            ("cache_size = true\n", 1, "a string such as"),
+            ("\ncache_size = -1\n", 2, "a string such as"),
+            ("cache_size = 1.5\n", 1, "a string such as"),
+            (
+                "idle_timeout = \"5s\"\nidle_timeout = \"6s\"\n",
+                2,
+                "duplicate key",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = load_file(&path).unwrap_err().0;
+            assert!(err.contains(&format!("origin.toml:{line}:")), "{err}");
+            assert!(err.contains("field `"), "{err}");
+            assert!(err.contains(wanted), "{err}");
+            assert!(!err.contains("untagged"), "{err}");
+        }
+    }
+
+    #[test]
+    fn cors_origins_are_origins_as_browsers_send_them() {
+        for ok in ["*", "https://app.example.com", "http://localhost:3000"] {
+            assert_eq!(check_origin(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "not a url",
+            "https://a,https://b",
+            "https://app.example.com/",
+            "https://App.Example.com",
+            "https://app.example.com:443",
+            "app.example.com",
+        ] {
+            assert!(check_origin(bad).is_err(), "{bad}");
+        }
+        // A string in the file is the flag's comma-separated list.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("origin.toml");
+        std::fs::write(&path, "cors_origins = \"*\"\n").unwrap();
+        assert_eq!(load_file(&path).unwrap().cors_origins, ["*"]);
+        std::fs::write(
+            &path,
+            "cors_origins = \"https://a.example, https://b.example\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            load_file(&path).unwrap().cors_origins,
+            ["https://a.example", "https://b.example"]
+        );
     }
 
     #[test]
