@@ -211,7 +211,7 @@ async fn background_probes_refresh_the_results() {
         .lines()
         .find(|l| {
             l.starts_with(
-                "cdn_origin_store_requests_total{store=\"m\",op=\"head\",outcome=\"not_found\"}",
+                "cdn_origin_store_requests_total{store=\"m\",op=\"get\",outcome=\"not_found\"}",
             )
         })
         .and_then(|l| l.rsplit(' ').next())
