@@ -284,7 +284,7 @@ pub enum PolicyCommand {
 /// Flags of the server. Every field is optional so that the TOML file can fill the gaps.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
-    /// Object sources, searched in order: a folder, file:///abs, memory://, s3://bucket/prefix, gs://bucket, az://container.
+    /// Object sources, searched in order: a folder, file:///abs, memory://, s3://bucket/prefix, gs://bucket, az://container (default: ./public).
     #[arg(value_name = "SOURCE")]
     pub sources: Vec<StoreSpec>,
     /// More sources (same forms as SOURCE), searched after the positional ones.
@@ -305,7 +305,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CDN_ORIGIN_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
     /// Write one access-log line per request.
-    #[arg(long, env = "CDN_ORIGIN_ACCESS_LOG", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = "CDN_ORIGIN_ACCESS_LOG", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub access_log: Option<bool>,
     /// Policy file or folder.
     #[arg(long, env = "CDN_ORIGIN_POLICIES")]
@@ -314,7 +314,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CDN_ORIGIN_PRIVATE_PREFIX")]
     pub private_prefix: Option<String>,
     /// Serve dotfiles (`.well-known` is always served).
-    #[arg(long, env = "CDN_ORIGIN_SERVE_DOTFILES", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = "CDN_ORIGIN_SERVE_DOTFILES", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub serve_dotfiles: Option<bool>,
     /// S3 endpoint for S3-compatible stores (MinIO, R2, moto).
     #[arg(long, env = "CDN_ORIGIN_S3_ENDPOINT")]
@@ -323,7 +323,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CDN_ORIGIN_S3_REGION")]
     pub s3_region: Option<String>,
     /// Allow plain-HTTP store endpoints.
-    #[arg(long, env = "CDN_ORIGIN_S3_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = "CDN_ORIGIN_S3_ALLOW_HTTP", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub s3_allow_http: Option<bool>,
     /// Timeout for one store request.
     #[arg(long, env = "CDN_ORIGIN_STORE_TIMEOUT")]
@@ -361,15 +361,15 @@ pub struct ServeArgs {
     pub etag_hash_limit: Option<ByteSize>,
     /// At start, list the sources and load objects into the hot cache (and their ETags into
     /// the hash memo) in the background until the budget is full.
-    #[arg(long, env = "CDN_ORIGIN_WARM_UP", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = "CDN_ORIGIN_WARM_UP", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub warm_up: Option<bool>,
     /// Keep cached bodies of 16-96 KiB in a memory file and send them with sendfile(2),
     /// without copying them (Linux; default on).
-    #[arg(long, env = "CDN_ORIGIN_SENDFILE", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = "CDN_ORIGIN_SENDFILE", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub sendfile: Option<bool>,
     /// Serve plain HTTP/1.1 GET and HEAD requests with cdn-origin's own HTTP/1 layer, and
     /// everything else with hyper (default on; off: hyper serves every request).
-    #[arg(long, env = "CDN_ORIGIN_FAST_HTTP1", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = "CDN_ORIGIN_FAST_HTTP1", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub fast_http1: Option<bool>,
     /// Hot cache budget (0 disables the cache).
     #[arg(long, env = "CDN_ORIGIN_CACHE_SIZE")]
@@ -403,7 +403,7 @@ pub struct ServeArgs {
     pub compress_min_size: Option<ByteSize>,
     /// Serve identity when the client excludes every encoding we have (RFC 9110 §12.5.3; the
     /// default); `false` answers 406 instead.
-    #[arg(long, env = "CDN_ORIGIN_IDENTITY_FALLBACK", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = "CDN_ORIGIN_IDENTITY_FALLBACK", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub identity_fallback: Option<bool>,
     /// PostgreSQL URL for the health check and the traffic history.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -947,6 +947,28 @@ mod tests {
             assert!(err.contains(wanted), "{err}");
             assert!(!err.contains("untagged"), "{err}");
         }
+    }
+
+    #[test]
+    fn boolean_flags_take_their_value_after_an_equals_sign_only() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from(["cdn-origin", "--access-log", "./public"]).unwrap();
+        assert_eq!(cli.serve.access_log, Some(true));
+        assert_eq!(
+            cli.serve.sources,
+            [StoreSpec::Local(PathBuf::from("./public"))]
+        );
+        for (arg, want) in [
+            ("--fast-http1=false", false),
+            ("--fast-http1=no", false),
+            ("--fast-http1=0", false),
+            ("--fast-http1=on", true),
+            ("--fast-http1", true),
+        ] {
+            let cli = Cli::try_parse_from(["cdn-origin", arg]).unwrap();
+            assert_eq!(cli.serve.fast_http1, Some(want), "{arg}");
+        }
+        assert!(Cli::try_parse_from(["cdn-origin", "--fast-http1=maybe"]).is_err());
     }
 
     #[test]
