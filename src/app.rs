@@ -111,6 +111,14 @@ impl App {
             settings.health_interval,
             env!("CARGO_PKG_VERSION"),
         );
+        if let Some(prefix) = &settings.private_prefix
+            && settings.signing_secret.is_none()
+        {
+            tracing::warn!(
+                prefix,
+                "a private prefix without a signing secret: everything under it is a 404"
+            );
+        }
         let access = AccessRules::new(
             settings.private_prefix.clone(),
             settings.signing_secret.clone(),
@@ -238,7 +246,13 @@ pub fn load_policies(path: &Path, explicit: bool) -> Result<PolicyHandle, String
         let set =
             crate::policy::PolicySet::from_str(EMBEDDED_POLICIES, "embedded policies/default.toml")
                 .map_err(|e| e.to_string())?;
+        tracing::info!(
+            missing = %path.display(),
+            "policies: the embedded defaults (no policy folder; SIGHUP reloads only a folder present at start)"
+        );
         return Ok(PolicyHandle::from_set(set));
     }
-    PolicyHandle::load(path).map_err(|e| e.to_string())
+    let handle = PolicyHandle::load(path).map_err(|e| e.to_string())?;
+    tracing::info!(path = %path.display(), "policies loaded");
+    Ok(handle)
 }

@@ -151,26 +151,49 @@ fn explain(path: &str, policies: &std::path::Path) -> ExitCode {
     }
 }
 
-/// A minimal HTTP/1.0 GET so the container image needs no curl.
+/// A minimal HTTP/1.0 GET so the container image needs no curl. Exit 0 on a 200; else 1, with
+/// the reason on stderr (what a `docker inspect` of a failing health check shows).
 async fn healthcheck(url: &str) -> ExitCode {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Ok(parsed) = url::Url::parse(url) else {
         return fail("healthcheck: bad URL");
     };
-    let host = parsed.host_str().unwrap_or("127.0.0.1").to_string();
+    // The address to connect to (an IPv6 literal without its brackets) and the Host field.
+    let connect_host = match parsed.host() {
+        Some(url::Host::Ipv6(a)) => a.to_string(),
+        Some(url::Host::Ipv4(a)) => a.to_string(),
+        Some(url::Host::Domain(d)) => d.to_string(),
+        None => "127.0.0.1".to_string(),
+    };
+    let host_field = match (parsed.host_str(), parsed.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        (None, _) => connect_host.clone(),
+    };
     let port = parsed.port_or_known_default().unwrap_or(80);
     let attempt = async {
-        let mut s = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-        let req = format!("GET {} HTTP/1.0\r\nHost: {host}\r\n\r\n", parsed.path());
+        let mut s = tokio::net::TcpStream::connect((connect_host.as_str(), port)).await?;
+        let req = format!(
+            "GET {} HTTP/1.0\r\nHost: {host_field}\r\n\r\n",
+            parsed.path()
+        );
         s.write_all(req.as_bytes()).await?;
         let mut buf = vec![0u8; 64];
         let n = s.read(&mut buf).await?;
-        Ok::<bool, std::io::Error>(
-            buf[..n].starts_with(b"HTTP/1.1 200") || buf[..n].starts_with(b"HTTP/1.0 200"),
-        )
+        let line = String::from_utf8_lossy(&buf[..n]);
+        Ok::<String, std::io::Error>(line.lines().next().unwrap_or("").to_string())
     };
-    match tokio::time::timeout(std::time::Duration::from_secs(3), attempt).await {
-        Ok(Ok(true)) => ExitCode::SUCCESS,
-        _ => ExitCode::from(1),
-    }
+    let why = match tokio::time::timeout(std::time::Duration::from_secs(3), attempt).await {
+        Ok(Ok(status))
+            if status.starts_with("HTTP/1.1 200") || status.starts_with("HTTP/1.0 200") =>
+        {
+            return ExitCode::SUCCESS;
+        }
+        Ok(Ok(status)) if status.is_empty() => "closed without an answer".to_string(),
+        Ok(Ok(status)) => format!("answered `{status}`"),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "no answer within 3 s".to_string(),
+    };
+    eprintln!("healthcheck: {url}: {why}");
+    ExitCode::from(1)
 }

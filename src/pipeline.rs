@@ -162,7 +162,9 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>, arrived: &Arrival<'_>) 
         .await
     {
         Ok(l) => l,
-        Err(e) => return Outcome::plain(store_failure(&e, error_policy)),
+        Err(e) => {
+            return Outcome::plain(store_failure(&e, oreq.target.key(), error_policy));
+        }
     };
     let Some(object) = lookup.object.clone() else {
         let res = missing(app, &oreq, &lookup, req.uri(), error_policy).await;
@@ -227,8 +229,19 @@ fn not_found(error_policy: &crate::policy::Policy) -> Response<Body> {
 }
 
 /// Maps a store failure to 502/503/504 (the cause goes to the log).
-fn store_failure(e: &StoreError, error_policy: &crate::policy::Policy) -> Response<Body> {
-    tracing::warn!(error = %e, "store failure");
+/// The answer to a store failure for `key`. An open breaker's refusals are logged at debug:
+/// the breaker logs its own state changes, and a line per refused request would flood the
+/// log for as long as a store is down.
+fn store_failure(
+    e: &StoreError,
+    key: &str,
+    error_policy: &crate::policy::Policy,
+) -> Response<Body> {
+    if matches!(e, StoreError::CircuitOpen { .. }) {
+        tracing::debug!(key, error = %e, "store failure");
+    } else {
+        tracing::warn!(key, error = %e, "store failure");
+    }
     match e {
         StoreError::CircuitOpen { retry_after, .. } => {
             response::unavailable(*retry_after, error_policy)
@@ -316,7 +329,7 @@ async fn serve(
     let rep = match select(app, object, chosen).await {
         Ok(rep) => rep,
         Err(e) => {
-            outcome.response = store_failure(&e, policies.error_policy());
+            outcome.response = store_failure(&e, &object.key, policies.error_policy());
             return outcome;
         }
     };
@@ -470,7 +483,7 @@ async fn serve(
             outcome.response = res;
             outcome.shared = shared_fields;
         }
-        Err(e) => outcome.response = store_failure(&e, policies.error_policy()),
+        Err(e) => outcome.response = store_failure(&e, &object.key, policies.error_policy()),
     }
     outcome
 }
@@ -606,7 +619,7 @@ pin_project_lite::pin_project! {
                     StatusCode::OK.as_u16(),
                     *this.sent,
                     line.started.elapsed(),
-                    &line.cache,
+                    line.cache.as_str(),
                 );
             }
         }
@@ -805,20 +818,21 @@ pub fn record(app: &App, arrival: &Arrival<'_>, outcome: &Outcome) {
             status.as_u16(),
             bytes,
             latency,
-            &outcome.cache,
+            outcome.cache.as_str(),
         );
     }
 }
 
 /// Writes one access-log line (target `access`); `cache` is the response's [`CacheLabel`]
-/// (`Hit`, `Miss`, ...), or `-` for a request that got no answer.
+/// as the metrics spell it (`hit`, `miss`, ...), or `-` for a request that got no answer. The
+/// duration is in milliseconds to the microsecond.
 pub(crate) fn access_line(
     method: &http::Method,
     path: &str,
     status: u16,
     bytes: u64,
     duration: std::time::Duration,
-    cache: &dyn std::fmt::Debug,
+    cache: &str,
 ) {
     tracing::info!(
         target: "access",
@@ -826,8 +840,8 @@ pub(crate) fn access_line(
         path,
         status,
         bytes,
-        duration_ms = duration.as_secs_f64() * 1000.0,
-        cache = ?cache,
+        duration_ms = duration.as_micros() as f64 / 1000.0,
+        cache,
         "request"
     );
 }

@@ -122,7 +122,7 @@ impl Drop for Unanswered<'_> {
             status,
             0,
             arrival.started.elapsed(),
-            &format_args!("-"),
+            "-",
         );
     }
 }
@@ -179,6 +179,10 @@ where
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) || expected.is_empty() {
+        tracing::warn!(
+            token_given = !given.is_empty(),
+            "purge refused: missing or wrong bearer token"
+        );
         let mut res = response::plain(StatusCode::UNAUTHORIZED, "unauthorized\n", None);
         res.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

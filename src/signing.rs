@@ -168,6 +168,11 @@ pub fn sign(secret: &[u8], path: &str, ttl: Duration) -> Result<String, String> 
     if !path.starts_with('/') {
         return Err("the path must start with /".into());
     }
+    if ttl.as_secs() == 0 {
+        return Err(
+            "the TTL must be at least 1s: a URL that expires now is refused at once".into(),
+        );
+    }
     let decoded = percent_encoding::percent_decode_str(path)
         .decode_utf8()
         .map_err(|_| "the path is not UTF-8".to_string())?;
@@ -229,8 +234,11 @@ mod tests {
     }
 
     #[test]
-    fn short_secrets_are_refused() {
+    fn short_secrets_and_a_zero_ttl_are_refused() {
         assert!(sign(b"short", "/a", Duration::from_secs(1)).is_err());
+        let secret = [7u8; 32];
+        assert!(sign(&secret, "/a", Duration::ZERO).is_err());
+        assert!(sign(&secret, "/a", Duration::from_secs(1)).is_ok());
     }
 
     #[test]

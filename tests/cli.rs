@@ -109,12 +109,16 @@ async fn serves_a_folder_from_any_directory_and_exits_zero_on_sigterm() {
         .unwrap()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    let (code, _, _) = run(&[
+    let (code, _, err) = run(&[
         "healthcheck",
         "--url",
         &format!("http://127.0.0.1:{port}/health"),
     ]);
     assert_eq!(code, 1, "healthcheck fails once the server is gone");
+    assert!(
+        err.contains("healthcheck: http://127.0.0.1:"),
+        "says why: {err}"
+    );
     // The human log on a pipe (a file, journald, `docker logs`): plain text, no colour codes.
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("listening"), "the log was read: {log}");

@@ -538,7 +538,7 @@ async fn a_request_its_client_gives_up_is_logged_with_status_499() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(
         (&lines[0]["status"], &lines[0]["cache"]),
-        (&200.into(), &"Miss".into())
+        (&200.into(), &"miss".into())
     );
     srv.stop().await;
 }

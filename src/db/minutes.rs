@@ -207,15 +207,23 @@ impl MinuteWriter {
             // Just past the boundary: the figures belong to the minute that ended.
             let minute = minute_floor(SystemTime::now()) - Duration::from_secs(60);
             self.collect(minute);
-            self.flush_logged().await;
+            self.flush_logged(false).await;
         }
         self.collect(SystemTime::now());
-        self.flush_logged().await;
+        self.flush_logged(true).await;
     }
 
-    async fn flush_logged(&mut self) {
+    /// Writes the pending rows; `last`: no attempt follows (shutdown), so rows that fail
+    /// are lost, and the log says so.
+    async fn flush_logged(&mut self, last: bool) {
         match self.flush().await {
             Ok(n) => tracing::debug!(event = "db_minute_written", rows = n, "minute rows written"),
+            Err(e) if last => tracing::warn!(
+                event = "db_minute_write_failed",
+                lost = self.pending.len(),
+                error = %e,
+                "minute rows not written at shutdown: lost"
+            ),
             Err(e) => tracing::warn!(
                 event = "db_minute_write_failed",
                 pending = self.pending.len(),

@@ -193,7 +193,10 @@ impl Server {
         tokio::select! {
             () = tracker.wait() => tracing::info!("all connections drained"),
             () = tokio::time::sleep(settings.drain_timeout) => {
-                tracing::warn!("drain timeout passed; closing remaining connections");
+                tracing::warn!(
+                    connections = tracker.len(),
+                    "drain timeout passed; closing the remaining connections"
+                );
             }
         }
         loops.stop().await;
