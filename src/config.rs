@@ -555,6 +555,36 @@ fn check_origin(origin: &str) -> Result<(), String> {
     }
 }
 
+/// The `CDN_ORIGIN_*` variables of this process that are no setting's (a misspelt
+/// `CDN_ORIGIN_CACHESIZE` would otherwise be ignored without a word). `CDN_ORIGIN_TEST_*`
+/// belong to the test suite.
+pub fn unknown_env_vars() -> Vec<String> {
+    let names = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok());
+    unknown_vars(names)
+}
+
+fn unknown_vars(names: impl Iterator<Item = String>) -> Vec<String> {
+    use clap::CommandFactory;
+    fn known(cmd: &clap::Command, into: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                into.push(env.to_string_lossy().into_owned());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            known(sub, into);
+        }
+    }
+    let mut settings = Vec::new();
+    known(&Cli::command(), &mut settings);
+    let mut unknown: Vec<String> = names
+        .filter(|n| n.starts_with("CDN_ORIGIN_") && !n.starts_with("CDN_ORIGIN_TEST_"))
+        .filter(|n| !settings.contains(n))
+        .collect();
+    unknown.sort();
+    unknown
+}
+
 /// 1-based line and column of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
@@ -969,6 +999,21 @@ mod tests {
             assert_eq!(cli.serve.fast_http1, Some(want), "{arg}");
         }
         assert!(Cli::try_parse_from(["cdn-origin", "--fast-http1=maybe"]).is_err());
+    }
+
+    #[test]
+    fn misspelt_variables_are_found() {
+        let names = [
+            "CDN_ORIGIN_CACHE_SIZE",
+            "CDN_ORIGIN_CACHESIZE",
+            "CDN_ORIGIN_TEST_S3_ENDPOINT",
+            "DATABASE_URL",
+            "CDN_ORIGIN_SIGNING_SECRET",
+        ];
+        assert_eq!(
+            unknown_vars(names.iter().map(|s| s.to_string())),
+            ["CDN_ORIGIN_CACHESIZE"]
+        );
     }
 
     #[test]

@@ -91,6 +91,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     init_tracing(settings.log_format);
+    for name in cdn_origin::config::unknown_env_vars() {
+        tracing::warn!(variable = %name, "not a setting's variable (misspelt?); ignored");
+    }
     let app = match App::build(settings, None) {
         Ok(app) => app,
         Err(e) => return fail(&e),
@@ -102,11 +105,13 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let writer = app.spawn_background().await;
     cdn_origin::policy::spawn_reload_on_sighup(app.policies.clone());
     tracing::info!(
-        sources = ?app.settings.sources.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        sources = %app.settings.sources.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
         version = env!("CARGO_PKG_VERSION"),
         "cdn-origin starting"
     );
-    server.run(shutdown_signal()).await;
+    // The second signal's listener starts with the drain (a future does nothing until polled),
+    // so the first signal does not count for it.
+    server.run_with(shutdown_signal(), shutdown_signal()).await;
     app.shutdown_background(writer).await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
@@ -117,6 +122,9 @@ fn check_config(args: ServeArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
     };
+    for name in cdn_origin::config::unknown_env_vars() {
+        eprintln!("warning: {name} is not a setting's variable (misspelt?); ignored");
+    }
     if let Err(e) = load_policies(&settings.policies, settings.policies_explicit) {
         return fail(&e);
     }

@@ -432,3 +432,59 @@ async fn without_the_access_log_no_request_is_logged() {
         .collect();
     assert!(lines.is_empty(), "access lines with the log off: {lines:?}");
 }
+
+/// SIGTERM drains (up to the drain timeout); a second SIGTERM, or Ctrl-C twice, ends the drain
+/// at once, as whoever sends it means, and the log says how many connections it cut. An
+/// unknown `CDN_ORIGIN_*` variable is named in the log instead of being ignored silently.
+#[tokio::test]
+async fn a_second_sigterm_ends_the_drain_at_once() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("big.bin"), vec![7u8; 64 * 1024 * 1024]).unwrap();
+    let port = free_port();
+    let mut child = tokio::process::Command::new(BIN)
+        .arg(dir.path())
+        .args(["--log-format", "json", "--drain-timeout", "60s"])
+        .env("CDN_ORIGIN_LISTEN", format!("127.0.0.1:{port}"))
+        .env("CDN_ORIGIN_CACHESIZE", "1MiB")
+        .env_remove("RUST_LOG")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for(port).await;
+    // A download its client does not read: in flight until the drain gives up on it.
+    let mut stuck = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stuck
+        .write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = child.id().unwrap().to_string();
+    let term = || Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    term();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still draining after one SIGTERM"
+    );
+    let asked = std::time::Instant::now();
+    term();
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("the second SIGTERM ends the drain")
+        .unwrap();
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    assert_eq!(out.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("closing the remaining connections now") && log.contains(r#""connections":1"#),
+        "{log}"
+    );
+    assert!(log.contains("CDN_ORIGIN_CACHESIZE"), "{log}");
+    drop(stuck);
+}

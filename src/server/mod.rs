@@ -9,7 +9,7 @@
 //!
 //! Shutdown (SIGTERM/SIGINT, or the future given to [`Server::run`]): stop accepting, ask every
 //! connection to finish its in-flight responses (a long video download too) and close, wait up
-//! to the drain timeout, then return so the process exits 0.
+//! to the drain timeout (or until a second signal), then return so the process exits 0.
 
 pub mod deadlines;
 mod ending;
@@ -95,6 +95,17 @@ impl Server {
 
     /// Serves until `shutdown` completes, then drains.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        self.run_with(shutdown, std::future::pending()).await;
+    }
+
+    /// [`Server::run`], and `hurry`, first polled once the drain has begun, ends the drain at
+    /// once: the process's second SIGTERM or Ctrl-C ([`shutdown_signal`] again), for whoever
+    /// will not wait out the drain timeout.
+    pub async fn run_with(
+        self,
+        shutdown: impl Future<Output = ()>,
+        hurry: impl Future<Output = ()>,
+    ) {
         let Server { listener, app } = self;
         let settings = &app.settings;
         let loops = match loops::EventLoops::start(settings.event_loops) {
@@ -192,6 +203,10 @@ impl Server {
         tracker.close();
         tokio::select! {
             () = tracker.wait() => tracing::info!("all connections drained"),
+            () = hurry => tracing::warn!(
+                connections = tracker.len(),
+                "asked again to stop: closing the remaining connections now"
+            ),
             () = tokio::time::sleep(settings.drain_timeout) => {
                 tracing::warn!(
                     connections = tracker.len(),
