@@ -127,13 +127,22 @@ fn is_host(value: &[u8]) -> bool {
             None => return false,
         }
     } else {
-        // A reg-name: every byte a name byte up to the colon, if any.
-        let end = value
-            .iter()
-            .position(|&b| !REG_NAME[usize::from(b)])
-            .unwrap_or(value.len());
+        // A reg-name: every byte a name byte up to the colon, if any; the `%`s, rare, are
+        // checked apart.
+        let mut end = 0;
+        let mut percent = false;
+        while let Some(&b) = value.get(end) {
+            if !REG_NAME[usize::from(b)] {
+                break;
+            }
+            percent |= b == b'%';
+            end += 1;
+        }
         let (name, port) = value.split_at(end);
-        (!name.is_empty() && percent_encodings_ok(name), port)
+        (
+            !name.is_empty() && (!percent || percent_encodings_ok(name)),
+            port,
+        )
     };
     let port_ok = match port.split_first() {
         None => true,
