@@ -58,7 +58,11 @@ pub struct Object {
     pub etag: ETag,
     /// The identity ETag rendered once as a header value (no formatting per request).
     pub etag_value: HeaderValue,
-    /// Last-Modified rendered once; clamped to the load time, so never later than any Date.
+    /// The Last-Modified we state: the store's, clamped to the load time (RFC 9110 §8.8.2.1:
+    /// never later than the response's `Date`), so a file with a future modification time is
+    /// judged by `If-Modified-Since` and `If-Range` against what we sent, not its own clock.
+    pub last_modified: std::time::SystemTime,
+    /// Last-Modified rendered once.
     pub last_modified_value: HeaderValue,
     /// ETags of the on-the-fly compressed representations (compressible types only): strong
     /// for a body held here, weak for a compression stream.
@@ -285,10 +289,12 @@ impl Loader {
             Vec::new()
         };
         let now = crate::store::whole_seconds(std::time::SystemTime::now());
-        let last_modified_value = crate::response::http_date(info.last_modified.min(now));
+        let last_modified = info.last_modified.min(now);
+        let last_modified_value = crate::response::http_date(last_modified);
         Ok(Object {
             key: key.to_string(),
             info,
+            last_modified,
             etag_value: etag.header_value(),
             etag,
             last_modified_value,

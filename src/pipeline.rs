@@ -163,7 +163,7 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>, arrived: &Arrival<'_>) 
     {
         Ok(l) => l,
         Err(e) => {
-            return Outcome::plain(store_failure(&e, oreq.target.key(), error_policy));
+            return Outcome::plain(store_failure(&e, oreq.target.key()));
         }
     };
     let Some(object) = lookup.object.clone() else {
@@ -228,24 +228,18 @@ fn not_found(error_policy: &crate::policy::Policy) -> Response<Body> {
     response::plain(StatusCode::NOT_FOUND, NOT_FOUND_TEXT, Some(error_policy))
 }
 
-/// Maps a store failure to 502/503/504 (the cause goes to the log).
-/// The answer to a store failure for `key`. An open breaker's refusals are logged at debug:
+/// The answer to a store failure for `key`: 502, 503 or 504, each `no-store` (the cause goes
+/// to the log). An open breaker's refusals are logged at debug:
 /// the breaker logs its own state changes, and a line per refused request would flood the
 /// log for as long as a store is down.
-fn store_failure(
-    e: &StoreError,
-    key: &str,
-    error_policy: &crate::policy::Policy,
-) -> Response<Body> {
+fn store_failure(e: &StoreError, key: &str) -> Response<Body> {
     if matches!(e, StoreError::CircuitOpen { .. }) {
         tracing::debug!(key, error = %e, "store failure");
     } else {
         tracing::warn!(key, error = %e, "store failure");
     }
     match e {
-        StoreError::CircuitOpen { retry_after, .. } => {
-            response::unavailable(*retry_after, error_policy)
-        }
+        StoreError::CircuitOpen { retry_after, .. } => response::unavailable(*retry_after),
         StoreError::Timeout { .. } => {
             response::plain(StatusCode::GATEWAY_TIMEOUT, "store timeout\n", None)
         }
@@ -329,7 +323,7 @@ async fn serve(
     let rep = match select(app, object, chosen).await {
         Ok(rep) => rep,
         Err(e) => {
-            outcome.response = store_failure(&e, &object.key, policies.error_policy());
+            outcome.response = store_failure(&e, &object.key);
             return outcome;
         }
     };
@@ -371,7 +365,7 @@ async fn serve(
     // 4. decide
     let validators = Validators {
         etag: rep.etag,
-        last_modified: Some(object.info.last_modified),
+        last_modified: Some(object.last_modified),
     };
     match conditional::evaluate(&oreq.conditions, oreq.method.as_method(), &validators) {
         Precondition::Proceed => {}
@@ -465,7 +459,9 @@ async fn serve(
             let mut r = response::plain(
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "range not satisfiable\n",
-                Some(policies.error_policy()),
+                // `no-store`, as a 412: `Range` is not part of a cache's key (RFC 9111), so
+                // a stored 416 would answer plain GETs of the object.
+                None,
             );
             r.headers_mut()
                 .insert(header::CONTENT_RANGE, range::unsatisfied_content_range(len));
@@ -483,7 +479,7 @@ async fn serve(
             outcome.response = res;
             outcome.shared = shared_fields;
         }
-        Err(e) => outcome.response = store_failure(&e, &object.key, policies.error_policy()),
+        Err(e) => outcome.response = store_failure(&e, &object.key),
     }
     outcome
 }

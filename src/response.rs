@@ -305,18 +305,14 @@ pub fn options() -> Response<Body> {
     res
 }
 
-/// 503 with `Retry-After` (whole seconds, at least 1).
-pub fn unavailable(retry_after: Duration, error_policy: &Policy) -> Response<Body> {
-    let mut res = plain(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "store unavailable\n",
-        Some(error_policy),
-    );
+/// 503 with `Retry-After` (whole seconds, at least 1), `no-store` and nothing else of the
+/// error policy: a CDN that reads `CDN-Cache-Control` (RFC 9213) ignores `Cache-Control`, so
+/// the policy's CDN lifetime would have it keep the outage instead of its stale copy.
+pub fn unavailable(retry_after: Duration) -> Response<Body> {
+    let mut res = plain(StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n", None);
     let secs = retry_after.as_secs().max(1);
     res.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
 

@@ -165,7 +165,10 @@ async fn a_store_failing_every_other_request_never_yields_a_wrong_answer() {
 #[tokio::test]
 async fn consecutive_failures_open_the_breaker_and_it_recovers_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let (srv, store) = faulty_server(fault_args(dir.path())).await;
+    // The strict CDN example's `[errors]` has a `CDN-Cache-Control`, which a 503 must not get.
+    let mut a = fault_args(dir.path());
+    a.policies = Some(policies_dir().join("examples/strict-cdn.toml"));
+    let (srv, store) = faulty_server(a).await;
     store.set_outage(true);
     let mut statuses = Vec::new();
     let mut retry_after = None;
@@ -181,6 +184,9 @@ async fn consecutive_failures_open_the_breaker_and_it_recovers_alone() {
                 .headers()
                 .get("retry-after")
                 .map(|v| v.to_str().unwrap().to_string());
+            // A CDN that reads CDN-Cache-Control would keep the outage instead of its copy.
+            assert_eq!(res.headers()["cache-control"], "no-store");
+            assert!(res.headers().get("cdn-cache-control").is_none());
             break;
         }
     }

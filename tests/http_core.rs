@@ -212,7 +212,11 @@ async fn conformance(srv: &TestServer) {
                 );
                 assert_eq!(res.bytes().await.unwrap().as_ref(), &data[a..b], "{range}");
             }
-            (416, _) => assert_eq!(h(&res, "content-range"), format!("bytes */{size}")),
+            (416, _) => {
+                assert_eq!(h(&res, "content-range"), format!("bytes */{size}"));
+                // Not kept by any cache: `Range` is not part of a cache key.
+                assert_eq!(h(&res, "cache-control"), "no-store");
+            }
             _ => assert_eq!(res.bytes().await.unwrap().len(), size),
         }
     }
@@ -810,5 +814,33 @@ async fn a_request_line_past_the_head_limit_gets_414() {
         "{out}"
     );
     assert_eq!(get(&srv, "/hello.txt", &[]).await.status(), StatusCode::OK);
+    srv.stop().await;
+}
+
+/// A file whose modification time is in the future (a clock skew on the machine that wrote
+/// it) is stated with a Last-Modified no later than the response's Date (RFC 9110 §8.8.2.1),
+/// and an `If-Modified-Since` carrying exactly that value is a 304: preconditions are judged
+/// against what we sent, not against the file's own clock.
+#[tokio::test]
+async fn a_future_modification_time_is_clamped_and_revalidates() {
+    let dir = local_fixtures();
+    let path = dir.path().join("future.txt");
+    std::fs::write(&path, b"from the future\n").unwrap();
+    let next_year = SystemTime::now() + Duration::from_secs(365 * 24 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(next_year)
+        .unwrap();
+    let srv = start(args(dir.path()), None).await;
+    let res = get(&srv, "/future.txt", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let lm = h(&res, "last-modified").to_string();
+    let stated = httpdate::parse_http_date(&lm).unwrap();
+    let date = httpdate::parse_http_date(h(&res, "date")).unwrap();
+    assert!(stated <= date, "Last-Modified {lm} after Date");
+    let res = get(&srv, "/future.txt", &[("if-modified-since", &lm)]).await;
+    assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
     srv.stop().await;
 }
