@@ -141,22 +141,51 @@ fn check_config(args: ServeArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `policy explain PATH`: the rule the server would choose for PATH, which is mapped as the
+/// server maps a request's target (query dropped, percent-decoded once, `/dir/` to
+/// `dir/index.html`), so the content type is that of the object it would serve.
 fn explain(path: &str, policies: &std::path::Path) -> ExitCode {
     let explicit = policies != std::path::Path::new("policies");
-    match load_policies(policies, explicit) {
-        Ok(handle) => {
-            let (_, mime) =
-                cdn_origin::content_type::content_type_for(path.trim_start_matches('/'));
-            let path = if path.starts_with('/') {
-                path.to_string()
-            } else {
-                format!("/{path}")
+    let handle = match load_policies(policies, explicit) {
+        Ok(handle) => handle,
+        Err(e) => return fail(&e),
+    };
+    let target = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
+    use cdn_origin::request::PathError;
+    let mapped = match target.parse::<http::Uri>() {
+        Ok(uri) => cdn_origin::request::map_path(&uri, false),
+        Err(_) => Err(PathError::Bad("not a request target")),
+    };
+    let mapped = match mapped {
+        Ok(m) => m,
+        Err(e) => {
+            let answer = match e {
+                PathError::Bad(_) => "400, no-store",
+                PathError::Hidden(_) => "404, with [errors] (dotfiles: unless serve_dotfiles)",
+                PathError::TooLong => "414, no-store",
             };
-            print!("{}", handle.current().explain(&path, &mime));
-            ExitCode::SUCCESS
+            println!("path {target:?}: {e}; the server answers {answer}");
+            return ExitCode::SUCCESS;
         }
-        Err(e) => fail(&e),
+    };
+    let (_, mime) = cdn_origin::content_type::content_type_for(mapped.key());
+    if mapped.key() != mapped.path().trim_start_matches('/') {
+        println!("serves the key {:?}", mapped.key());
     }
+    print!("{}", handle.current().explain(mapped.path(), &mime));
+    if !mapped.is_index && !mapped.key().rsplit('/').next().unwrap_or("").contains('.') {
+        println!(
+            "(if {:?} is no object but {:?} is, the answer is a 308 to {:?}, with [errors])",
+            mapped.key(),
+            format!("{}/index.html", mapped.key()),
+            format!("{}/", mapped.path())
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 /// A minimal HTTP/1.0 GET so the container image needs no curl. Exit 0 on a 200; else 1, with

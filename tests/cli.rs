@@ -220,6 +220,22 @@ fn policy_explain_names_the_rule_and_its_headers() {
     let (code, out, _) = run(&["policy", "explain", "/images/hero.png"]);
     assert_eq!(code, 0);
     assert!(out.contains("max-age=86400"), "{out}");
+    // The path is mapped as the server maps a request: `/` serves `index.html` (the html
+    // rule), the query goes, and the path is decoded once.
+    let (_, out, _) = run(&["policy", "explain", "/"]);
+    assert!(
+        out.contains("\"index.html\"") && out.contains("no-cache"),
+        "{out}"
+    );
+    for path in ["/assets/app.css?v=2", "/assets/app%2Ecss"] {
+        let (_, out, _) = run(&["policy", "explain", path]);
+        assert!(
+            out.contains("\"text/css\"") && out.contains("css-js"),
+            "{path}: {out}"
+        );
+    }
+    let (_, out, _) = run(&["policy", "explain", "/a/../b.css"]);
+    assert!(out.contains("400"), "{out}");
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //!
 //! Policies are data (issue 3): `policies/*.toml` holds `[[rule]]`s that match a response by
 //! content type, extension, URL path glob or fingerprinted file name, a `[default]` for
-//! everything no rule matches, an `[errors]` policy for 404 and other error responses, and an
+//! everything no rule matches, an `[errors]` policy for 404s and directory redirects, and an
 //! optional set-wide `[headers]` table (security headers such as HSTS, off unless written).
 //! The format, the match order and the shipped defaults are documented in `docs/policies.md`.
 //!
@@ -310,7 +310,7 @@ impl PolicySet {
             .map_or(&self.default, |r| &r.policy)
     }
 
-    /// The policy for 404 and other error responses (`[errors]`).
+    /// The policy for 404s and directory redirects (`[errors]`); other errors are `no-store`.
     pub fn error_policy(&self) -> &Policy {
         &self.errors
     }
@@ -362,7 +362,7 @@ impl PolicySet {
         }
         let _ = writeln!(out, "policy {:?} gives:", chosen.name);
         out.push_str(&chosen.describe());
-        out.push_str("error responses (404, ...) get [errors]:\n");
+        out.push_str("404s and directory redirects (308) get [errors]:\n");
         out.push_str(&self.errors.describe());
         out
     }
