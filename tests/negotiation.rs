@@ -57,7 +57,10 @@ async fn shipped_policy_table_type_by_type() {
             "/video/clip.mp4",
             "public, max-age=604800, stale-if-error=86400",
         ),
-        ("/fonts/a.woff2", "public, max-age=2592000, immutable"),
+        (
+            "/fonts/a.woff2",
+            "public, max-age=2592000, stale-while-revalidate=86400",
+        ),
         (
             "/app.css",
             "public, max-age=86400, stale-while-revalidate=8640",

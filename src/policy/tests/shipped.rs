@@ -80,13 +80,17 @@ fn default_policies_give_the_documented_table() {
         (
             "/f/a.woff2",
             "font/woff2",
-            "public, max-age=2592000, immutable",
+            "public, max-age=2592000, stale-while-revalidate=86400",
         ),
-        ("/f/a.ttf", "font/ttf", "public, max-age=2592000, immutable"),
+        (
+            "/f/a.ttf",
+            "font/ttf",
+            "public, max-age=2592000, stale-while-revalidate=86400",
+        ),
         (
             "/f/a.eot",
             "application/vnd.ms-fontobject",
-            "public, max-age=2592000, immutable",
+            "public, max-age=2592000, stale-while-revalidate=86400",
         ),
         (
             "/style.css",
