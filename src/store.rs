@@ -611,7 +611,6 @@ fn remote_info(i: usize, meta: object_store::ObjectMeta) -> ObjectInfo {
     }
 }
 
-/// How a lookup ended, for the metrics.
 /// Whether `e` says the store's HTTP client timed out (down its chain of sources).
 fn is_timeout(e: &object_store::Error) -> bool {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
@@ -636,20 +635,26 @@ fn is_timeout(e: &object_store::Error) -> bool {
 /// container itself. A missing bucket (deleted, misspelt, another region's) also answers 404,
 /// and taken for a missing object it would make every URL a cached 404 while health says
 /// "ok"; it is a store failure instead (502, the breaker, stale-if-error). Told apart by the
-/// error the store sends with the 404 (S3 `NoSuchBucket`, Azure `ContainerNotFound`, GCS
-/// "bucket does not exist"), which comes with a `GET`; a `HEAD` answer has no body.
+/// error code in the XML body the store sends with the 404 (S3's and GCS's
+/// `<Code>NoSuchBucket</Code>`, Azure's `<Code>ContainerNotFound</Code>`), which comes with a
+/// `GET`; a `HEAD` answer has no body.
 pub fn is_missing_object(e: &object_store::Error) -> bool {
     matches!(e, object_store::Error::NotFound { .. }) && !is_missing_container(e)
 }
 
+/// Only the store's answer is read, never the error's own words: those name the requested
+/// path, which a client chooses (`GET /NoSuchBucket` must stay a 404, not a store failure that
+/// counts towards the breaker). A key the store echoes in its body is XML-escaped there, and
+/// percent-encoded in a URL, so no key can spell the `<Code>` element.
 fn is_missing_container(e: &object_store::Error) -> bool {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    const CODES: [&str; 2] = [
+        "<Code>NoSuchBucket</Code>",
+        "<Code>ContainerNotFound</Code>",
+    ];
+    let mut next = std::error::Error::source(e);
     while let Some(err) = next {
         let text = err.to_string();
-        if ["NoSuchBucket", "ContainerNotFound", "bucket does not exist"]
-            .iter()
-            .any(|code| text.contains(code))
-        {
+        if CODES.iter().any(|code| text.contains(code)) {
             return true;
         }
         next = err.source();
@@ -902,6 +907,38 @@ fn exact_length(inner: BodyStream, expected: u64, metrics: Option<Meter>) -> Bod
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_timeout_down_the_chain_is_a_timeout() {
+        let timed_out = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(io::Error::new(io::ErrorKind::TimedOut, "read timed out")),
+        };
+        assert!(is_timeout(&timed_out));
+        let refused = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(io::Error::from(io::ErrorKind::ConnectionRefused)),
+        };
+        assert!(!is_timeout(&refused));
+    }
+
+    #[test]
+    fn only_the_stores_error_code_says_a_bucket_is_missing() {
+        let not_found = |path: &str, body: &str| object_store::Error::NotFound {
+            path: path.into(),
+            source: body.to_string().into(),
+        };
+        let bucket = not_found("a.css", "<Error><Code>NoSuchBucket</Code></Error>");
+        assert!(!is_missing_object(&bucket));
+        let key = not_found("a.css", "<Error><Code>NoSuchKey</Code></Error>");
+        assert!(is_missing_object(&key));
+        // The path is the client's; an escaped echo of it in the body is not the code.
+        let named = not_found(
+            "<Code>NoSuchBucket</Code>",
+            "<Error><Code>NoSuchKey</Code><Key>&lt;Code&gt;NoSuchBucket&lt;/Code&gt;</Key></Error>",
+        );
+        assert!(is_missing_object(&named));
+    }
 
     #[tokio::test]
     async fn exact_length_fails_a_short_body() {

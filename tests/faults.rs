@@ -646,3 +646,37 @@ async fn a_store_that_never_answers_is_a_504_whichever_deadline_fires() {
     srv.stop().await;
     held.abort();
 }
+
+/// The missing-bucket test reads only the store's error code, never the error's words, which
+/// name the requested path: a client asking for `/NoSuchBucket` (or `/<Code>NoSuchBucket</Code>`)
+/// again and again gets 404s and cannot open the breaker.
+#[tokio::test]
+async fn a_key_named_like_the_error_is_a_404_and_never_opens_the_breaker() {
+    let Some(endpoint) = s3_endpoint() else {
+        return;
+    };
+    let bucket = unique("named-like-errors");
+    let _store = s3_bucket(&endpoint, &bucket).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(dir.path());
+    a.sources = vec![StoreSpec::S3 {
+        bucket,
+        prefix: String::new(),
+    }];
+    a.s3_endpoint = Some(endpoint);
+    a.s3_allow_http = Some(true);
+    a.s3_region = Some("us-east-1".into());
+    a.breaker_failures = Some(2);
+    let srv = start(a, None).await;
+    for i in 0..6 {
+        for path in [
+            format!("/NoSuchBucket-{i}"),
+            format!("/%3CCode%3ENoSuchBucket%3C/Code%3E-{i}"),
+            format!("/ContainerNotFound/{i}"),
+        ] {
+            let res = client().get(srv.url(&path)).send().await.unwrap();
+            assert_eq!(res.status(), 404, "{path}");
+        }
+    }
+    srv.stop().await;
+}
