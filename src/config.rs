@@ -401,8 +401,9 @@ pub struct ServeArgs {
     /// Smallest body compressed on the fly.
     #[arg(long, env = "CDN_ORIGIN_COMPRESS_MIN_SIZE")]
     pub compress_min_size: Option<ByteSize>,
-    /// Serve identity when the client excludes every encoding we have (RFC 9110 §12.5.3; the
-    /// default); `false` answers 406 instead.
+    /// Serve identity instead of 406 when the client refuses every coding we have, identity
+    /// included (`identity;q=0`, `*;q=0`). Off by default: RFC 9110 §12.5.3 asks for identity
+    /// only when identity is not refused.
     #[arg(long, env = "CDN_ORIGIN_IDENTITY_FALLBACK", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub identity_fallback: Option<bool>,
     /// PostgreSQL URL for the health check and the traffic history.
@@ -668,7 +669,7 @@ pub struct Settings {
     pub purge_token: Option<String>,
     /// Minimum size for on-the-fly compression.
     pub compress_min_size: u64,
-    /// Identity instead of 406 when every encoding is refused (default on, RFC 9110 §12.5.3).
+    /// Identity instead of 406 when every coding, identity included, is refused (default off).
     pub identity_fallback: bool,
     /// Database URL.
     pub database_url: Option<String>,
@@ -768,7 +769,7 @@ impl Settings {
             breaker_cooldown: pick!(breaker_cooldown, secs(30)).0,
             purge_token: args.purge_token.clone().or(file.purge_token.clone()),
             compress_min_size: pick!(compress_min_size, ByteSize(1024)).0,
-            identity_fallback: pick!(identity_fallback, true),
+            identity_fallback: pick!(identity_fallback, false),
             database_url: args.database_url.clone().or(file.database_url.clone()),
             health_interval: pick!(health_interval, secs(30)).0,
             instance: args
