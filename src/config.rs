@@ -782,11 +782,17 @@ impl Settings {
                 .clone()
                 .or(file.signing_secret.clone())
                 .map(String::into_bytes),
+            // Spaces after commas and a trailing `/` are forgiven, wherever the list came from
+            // (the comparison with `Origin` has always ignored a trailing `/`).
             cors_origins: if args.cors_origins.is_empty() {
-                file.cors_origins.clone()
+                &file.cors_origins
             } else {
-                args.cors_origins.clone()
-            },
+                &args.cors_origins
+            }
+            .iter()
+            .map(|o| o.trim().trim_end_matches('/').to_string())
+            .filter(|o| !o.is_empty())
+            .collect(),
         };
         settings.validate(problems)
     }
@@ -798,6 +804,14 @@ impl Settings {
                 match std::fs::canonicalize(&*path) {
                     Ok(abs) if abs.is_dir() => *path = abs,
                     Ok(abs) => problems.push(format!("source `{}` is not a folder", abs.display())),
+                    // `--sendfile false` (a boolean flag takes its value after `=`) leaves
+                    // `false` as a source: say so rather than only that it is missing.
+                    Err(e) if matches!(path.to_str(), Some("true" | "false")) => problems.push(
+                        format!(
+                            "source folder `{}`: {e} (a boolean flag takes its value after `=`: `--flag=false`)",
+                            path.display()
+                        ),
+                    ),
                     Err(e) => problems.push(format!("source folder `{}`: {e}", path.display())),
                 }
             }
@@ -1046,6 +1060,27 @@ mod tests {
             load_file(&path).unwrap().cors_origins,
             ["https://a.example", "https://b.example"]
         );
+        // A trailing `/` and spaces after commas (the flag's and variable's list too) are
+        // forgiven, as the comparison with `Origin` always forgave the `/`.
+        let args = ServeArgs {
+            sources: vec![StoreSpec::Local(dir.path().to_path_buf())],
+            cors_origins: vec!["https://a.example/".into(), " https://b.example".into()],
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            Settings::resolve(&args).unwrap().cors_origins,
+            ["https://a.example", "https://b.example"]
+        );
+    }
+
+    #[test]
+    fn a_boolean_left_as_a_source_gets_a_hint() {
+        let args = ServeArgs {
+            sources: vec![StoreSpec::Local(PathBuf::from("false"))],
+            ..ServeArgs::default()
+        };
+        let err = Settings::resolve(&args).unwrap_err().to_string();
+        assert!(err.contains("--flag=false"), "{err}");
     }
 
     #[test]

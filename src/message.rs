@@ -153,7 +153,7 @@ fn is_host(value: &[u8]) -> bool {
 }
 
 /// The bytes of a reg-name: unreserved, sub-delims and `%` (its two hex digits are checked
-/// apart, [`is_reg_name`]).
+/// apart, [`percent_encodings_ok`]).
 static REG_NAME: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0;

@@ -173,7 +173,8 @@ pub enum MethodLabel {
     Head,
     /// OPTIONS.
     Options,
-    /// Every other method (answered 405).
+    /// Every other method (405 for a method of RFC 9110 that a path does not take; an
+    /// unknown one is refused with 501 before routing and not counted here).
     Other,
 }
 label_enum!(MethodLabel { Get => "GET", Head => "HEAD", Options => "OPTIONS", Other => "other" });
