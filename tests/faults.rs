@@ -680,3 +680,53 @@ async fn a_key_named_like_the_error_is_a_404_and_never_opens_the_breaker() {
     }
     srv.stop().await;
 }
+
+/// A bucket that goes away while we hold its objects: the revalidation's HEAD finds nothing,
+/// and a HEAD's 404 cannot say why, so it is confirmed with a GET, whose `NoSuchBucket` is a
+/// store failure. The held copy is not turned into a cached 404.
+#[tokio::test]
+async fn a_bucket_deleted_under_held_objects_does_not_become_404s() {
+    use object_store::{ObjectStoreExt, PutPayload, path::Path};
+    let Some(endpoint) = s3_endpoint() else {
+        return;
+    };
+    let bucket = unique("deleted-later");
+    let store = s3_bucket(&endpoint, &bucket).await;
+    store
+        .put(&Path::from("page.txt"), PutPayload::from_static(b"held\n"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(dir.path());
+    a.sources = vec![StoreSpec::S3 {
+        bucket: bucket.clone(),
+        prefix: String::new(),
+    }];
+    a.s3_endpoint = Some(endpoint.clone());
+    a.s3_allow_http = Some(true);
+    a.s3_region = Some("us-east-1".into());
+    a.store_retries = Some(0);
+    a.revalidate_after = Some("1s".parse().unwrap());
+    let srv = start(a, None).await;
+    let res = client().get(srv.url("/page.txt")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+
+    store.delete(&Path::from("page.txt")).await.unwrap();
+    let gone = client()
+        .delete(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        gone.status().is_success(),
+        "moto kept the bucket: {}",
+        gone.status()
+    );
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    for _ in 0..3 {
+        let res = client().get(srv.url("/page.txt")).send().await.unwrap();
+        assert_ne!(res.status(), 404, "the held object became a 404");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    srv.stop().await;
+}

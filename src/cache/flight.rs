@@ -146,9 +146,16 @@ impl HotCache {
     }
 
     /// HEADs the key (and its sidecars); loads it again only when something changed.
+    ///
+    /// A HEAD that finds nothing where we held an object is confirmed with a load (a GET): a
+    /// HEAD's 404 has no body, so it cannot tell a deleted object from a bucket that is gone,
+    /// whose GET is a store failure ([`crate::store::is_missing_object`]) and keeps the held
+    /// copy for stale-if-error instead of turning it into a cached 404. One more request, only
+    /// when a held object disappears.
     async fn revalidate(&self, key: &str, old: Arc<Object>) -> Result<Answer, StoreError> {
         let Some(info) = self.loader.head(key).await? else {
-            return Ok(Answer::Loaded(None));
+            let confirmed = self.loader.load(key).await?;
+            return Ok(Answer::Loaded(confirmed.map(|o| self.keepable(o))));
         };
         if same_version(&old.info, &info) && self.sidecars_unchanged(key, &old).await? {
             return Ok(Answer::Unchanged(old));
