@@ -62,7 +62,7 @@ pub fn check<B>(req: &Request<B>) -> Result<(), Refusal> {
     if fields.len() > MAX_FIELDS {
         return Err(Refusal::TooManyFields);
     }
-    check_host(req.version(), req.uri().authority(), fields)
+    check_host(req.version(), req.uri(), fields)
 }
 
 /// The methods of RFC 9110 §9 and PATCH (RFC 5789): known, so a resource that does not take
@@ -82,11 +82,7 @@ fn is_known(method: &Method) -> bool {
     )
 }
 
-fn check_host(
-    version: Version,
-    authority: Option<&Authority>,
-    fields: &HeaderMap,
-) -> Result<(), Refusal> {
+fn check_host(version: Version, uri: &http::Uri, fields: &HeaderMap) -> Result<(), Refusal> {
     let mut hosts = fields.get_all(header::HOST).iter();
     let host = hosts.next();
     if hosts.next().is_some() {
@@ -104,12 +100,28 @@ fn check_host(
         return Err(Refusal::BadHost("invalid Host field"));
     }
     if version == Version::HTTP_2
-        && let Some(authority) = authority
-        && !authority.as_str().as_bytes().eq_ignore_ascii_case(host)
+        && let Some(authority) = uri.authority()
     {
-        return Err(Refusal::BadHost("Host differs from :authority"));
+        let default_port = if uri.scheme_str() == Some("https") {
+            ":443"
+        } else {
+            ":80"
+        };
+        if !same_authority(authority, host, default_port) {
+            return Err(Refusal::BadHost("Host differs from :authority"));
+        }
     }
     Ok(())
+}
+
+/// Whether `host` names `authority`: the same text but for case, and for the scheme's default
+/// port written on one side only (`example.com` and `example.com:443` are one server).
+fn same_authority(authority: &Authority, host: &[u8], default_port: &str) -> bool {
+    let strip = |s: &[u8]| -> Vec<u8> {
+        let s = s.strip_suffix(default_port.as_bytes()).unwrap_or(s);
+        s.to_ascii_lowercase()
+    };
+    strip(authority.as_str().as_bytes()) == strip(host)
 }
 
 /// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2), or empty: a bracketed IP literal or a
@@ -290,6 +302,12 @@ mod tests {
         };
         assert_eq!(check(&with("cdn.example.com")), Ok(()));
         assert_eq!(check(&with("CDN.example.com")), Ok(()));
+        assert_eq!(
+            check(&with("cdn.example.com:80")),
+            Ok(()),
+            "the default port"
+        );
+        assert!(check(&with("cdn.example.com:8080")).is_err());
         assert!(check(&with("other.example.com")).is_err());
     }
 
