@@ -314,9 +314,7 @@ async fn serve(
             "no acceptable encoding\n",
             Some(policies.error_policy()),
         );
-        if let Some(v) = vary.header_value() {
-            res.headers_mut().insert(header::VARY, v);
-        }
+        vary.write(res.headers_mut());
         outcome.response = res;
         return outcome;
     };
@@ -388,9 +386,7 @@ async fn serve(
             );
             res.headers_mut()
                 .insert(header::ETAG, rep.etag_value.clone());
-            if let Some(v) = vary.header_value() {
-                res.headers_mut().insert(header::VARY, v);
-            }
+            vary.write(res.headers_mut());
             outcome.response = res;
             return outcome;
         }
@@ -465,9 +461,7 @@ async fn serve(
             );
             r.headers_mut()
                 .insert(header::CONTENT_RANGE, range::unsatisfied_content_range(len));
-            if let Some(v) = vary.header_value() {
-                r.headers_mut().insert(header::VARY, v);
-            }
+            vary.write(r.headers_mut());
             r.headers_mut().insert(header::ETAG, rep.etag_value.clone());
             outcome.response = r;
             return outcome;

@@ -149,6 +149,14 @@ impl Vary {
             (false, false) => None,
         }
     }
+
+    /// Writes the `Vary` field into `h`, when there is one: the one place an error answer to a
+    /// negotiated object (406, 412, 416) gets the `Vary` its 200 has.
+    pub fn write(self, h: &mut HeaderMap) {
+        if let Some(v) = self.header_value() {
+            h.insert(header::VARY, v);
+        }
+    }
 }
 
 /// The validators and caching fields of one representation under one policy: the same on

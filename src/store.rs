@@ -613,22 +613,20 @@ fn remote_info(i: usize, meta: object_store::ObjectMeta) -> ObjectInfo {
 
 /// Whether `e` says the store's HTTP client timed out (down its chain of sources).
 fn is_timeout(e: &object_store::Error) -> bool {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = next {
-        if let Some(http) = err.downcast_ref::<object_store::client::HttpError>()
-            && http.kind() == object_store::client::HttpErrorKind::Timeout
-        {
-            return true;
-        }
-        if err
-            .downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut)
-        {
-            return true;
-        }
-        next = err.source();
-    }
-    false
+    chain(e).any(|err| {
+        err.downcast_ref::<object_store::client::HttpError>()
+            .is_some_and(|h| h.kind() == object_store::client::HttpErrorKind::Timeout)
+            || err
+                .downcast_ref::<io::Error>()
+                .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut)
+    })
+}
+
+/// `e` and its sources, outermost first.
+fn chain<'e>(
+    e: &'e (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'e (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |err| err.source())
 }
 
 /// Whether `e` says the object does not exist: a `NotFound` that is not about the bucket or
@@ -651,15 +649,10 @@ fn is_missing_container(e: &object_store::Error) -> bool {
         "<Code>NoSuchBucket</Code>",
         "<Code>ContainerNotFound</Code>",
     ];
-    let mut next = std::error::Error::source(e);
-    while let Some(err) = next {
+    chain(e).skip(1).any(|err| {
         let text = err.to_string();
-        if CODES.iter().any(|code| text.contains(code)) {
-            return true;
-        }
-        next = err.source();
-    }
-    false
+        CODES.iter().any(|code| text.contains(code))
+    })
 }
 
 fn outcome_of<T>(result: &Result<Option<T>, StoreError>) -> StoreOutcome {

@@ -40,7 +40,15 @@ async fn spawn_json_logging(
     port: u16,
     args: &[&str],
 ) -> tokio::process::Child {
-    let child = tokio::process::Command::new(BIN)
+    let child = json_logging(dir, port, args).spawn().unwrap();
+    wait_for(port).await;
+    child
+}
+
+/// The command [`spawn_json_logging`] runs, for a test that adds to it first.
+fn json_logging(dir: &std::path::Path, port: u16, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(BIN);
+    command
         .arg(dir)
         .args(["--log-format", "json"])
         .args(args)
@@ -50,11 +58,8 @@ async fn spawn_json_logging(
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    wait_for(port).await;
-    child
+        .kill_on_drop(true);
+    command
 }
 
 async fn wait_for(port: u16) {
@@ -458,16 +463,8 @@ async fn a_second_sigterm_ends_the_drain_at_once() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("big.bin"), vec![7u8; 64 * 1024 * 1024]).unwrap();
     let port = free_port();
-    let mut child = tokio::process::Command::new(BIN)
-        .arg(dir.path())
-        .args(["--log-format", "json", "--drain-timeout", "60s"])
-        .env("CDN_ORIGIN_LISTEN", format!("127.0.0.1:{port}"))
+    let mut child = json_logging(dir.path(), port, &["--drain-timeout", "60s"])
         .env("CDN_ORIGIN_CACHESIZE", "1MiB")
-        .env_remove("RUST_LOG")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     wait_for(port).await;

@@ -328,6 +328,19 @@ async fn truncated_bodies_abort_the_response_and_are_never_cached() {
 
 const BIG: usize = 24 * 1024 * 1024;
 
+/// Settings serving the S3 bucket `bucket` at `endpoint` (the test server's region, plain HTTP).
+fn s3_args(dir: &std::path::Path, endpoint: &str, bucket: &str) -> ServeArgs {
+    let mut a = args(dir);
+    a.sources = vec![StoreSpec::S3 {
+        bucket: bucket.into(),
+        prefix: String::new(),
+    }];
+    a.s3_endpoint = Some(endpoint.into());
+    a.s3_allow_http = Some(true);
+    a.s3_region = Some("us-east-1".into());
+    a
+}
+
 async fn seed_moto(endpoint: &str, bucket: &str, big: &[u8]) {
     use object_store::{ObjectStoreExt, PutPayload, path::Path};
     let store = s3_bucket(endpoint, bucket).await;
@@ -360,14 +373,7 @@ async fn s3_server_killed_mid_download_aborts_cleanly_and_recovers() {
     seed_moto(&endpoint, "outage", &big).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut a = args(dir.path());
-    a.sources = vec![StoreSpec::S3 {
-        bucket: "outage".into(),
-        prefix: String::new(),
-    }];
-    a.s3_endpoint = Some(endpoint.clone());
-    a.s3_allow_http = Some(true);
-    a.s3_region = Some("us-east-1".into());
+    let mut a = s3_args(dir.path(), &endpoint, "outage");
     a.store_timeout = Some("2s".parse().unwrap());
     a.store_connect_timeout = Some("1s".parse().unwrap());
     a.store_retries = Some(1);
@@ -558,14 +564,7 @@ async fn a_missing_bucket_is_a_store_failure_not_a_site_of_404s() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut a = args(dir.path());
-    a.sources = vec![StoreSpec::S3 {
-        bucket: unique("never-created"),
-        prefix: String::new(),
-    }];
-    a.s3_endpoint = Some(endpoint);
-    a.s3_allow_http = Some(true);
-    a.s3_region = Some("us-east-1".into());
+    let mut a = s3_args(dir.path(), &endpoint, &unique("never-created"));
     a.store_retries = Some(0);
     let srv = start(a, None).await;
     for _ in 0..2 {
@@ -608,14 +607,7 @@ async fn a_store_that_never_answers_is_a_504_whichever_deadline_fires() {
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let mut a = args(dir.path());
-    a.sources = vec![StoreSpec::S3 {
-        bucket: "silent".into(),
-        prefix: String::new(),
-    }];
-    a.s3_endpoint = Some(endpoint);
-    a.s3_allow_http = Some(true);
-    a.s3_region = Some("us-east-1".into());
+    let mut a = s3_args(dir.path(), &endpoint, "silent");
     a.store_timeout = Some("1s".parse().unwrap());
     a.store_retries = Some(0);
     let srv = start(a, None).await;
@@ -658,14 +650,7 @@ async fn a_key_named_like_the_error_is_a_404_and_never_opens_the_breaker() {
     let bucket = unique("named-like-errors");
     let _store = s3_bucket(&endpoint, &bucket).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut a = args(dir.path());
-    a.sources = vec![StoreSpec::S3 {
-        bucket,
-        prefix: String::new(),
-    }];
-    a.s3_endpoint = Some(endpoint);
-    a.s3_allow_http = Some(true);
-    a.s3_region = Some("us-east-1".into());
+    let mut a = s3_args(dir.path(), &endpoint, &bucket);
     a.breaker_failures = Some(2);
     let srv = start(a, None).await;
     for i in 0..6 {
@@ -697,14 +682,7 @@ async fn a_bucket_deleted_under_held_objects_does_not_become_404s() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut a = args(dir.path());
-    a.sources = vec![StoreSpec::S3 {
-        bucket: bucket.clone(),
-        prefix: String::new(),
-    }];
-    a.s3_endpoint = Some(endpoint.clone());
-    a.s3_allow_http = Some(true);
-    a.s3_region = Some("us-east-1".into());
+    let mut a = s3_args(dir.path(), &endpoint, &bucket);
     a.store_retries = Some(0);
     a.revalidate_after = Some("1s".parse().unwrap());
     let srv = start(a, None).await;
