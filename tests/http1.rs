@@ -166,6 +166,52 @@ async fn a_request_line_past_the_head_limit_is_414_here_and_431_from_hyper() {
     hyper.stop().await;
 }
 
+/// Versions `httparse` (and so hyper) refuses with a 400: a later minor version of HTTP/1 is
+/// served as HTTP/1.1 (RFC 9110 §2.5), pipelined too and also when handed to hyper for its
+/// method; another major version is a 505 (RFC 9110 §15.6.6). Malformed versions stay 400s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_minor_version_is_served_as_1_1_and_another_major_is_505() {
+    let (_dir, ours, hyper) = pair(None).await;
+    let text = |raw: Vec<u8>| String::from_utf8_lossy(&raw).into_owned();
+
+    let later = "GET /hello.txt HTTP/1.2\r\nHost: t\r\n\r\nHEAD /hello.txt HTTP/1.9\r\nHost: t\r\n\r\n\
+                 OPTIONS /hello.txt HTTP/1.3\r\nHost: t\r\nConnection: close\r\n\r\n";
+    let same = "GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nHEAD /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n\
+                OPTIONS /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    // Cached first, so that both are answered from the hot cache.
+    exchange(
+        ours.addr,
+        b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let b = text(exchange(ours.addr, same.as_bytes()).await);
+    let a = text(exchange(ours.addr, later.as_bytes()).await);
+    assert_eq!(comparable(a.as_bytes()), comparable(b.as_bytes()));
+    assert_eq!(a.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{a}");
+    assert!(a.contains("HTTP/1.1 204 No Content\r\n"), "{a}");
+
+    for version in ["HTTP/2.0", "HTTP/3.0", "HTTP/0.9"] {
+        let request = format!("GET /hello.txt {version}\r\nHost: t\r\n\r\n");
+        let a = text(exchange(ours.addr, request.as_bytes()).await);
+        assert!(
+            a.starts_with("HTTP/1.1 505 HTTP Version Not Supported\r\n"),
+            "{version}: {a}"
+        );
+        assert!(a.contains("\r\nconnection: close\r\n"), "{a}");
+        assert!(a.ends_with("http version not supported\n"), "{a}");
+        // Without our layer, hyper's parser refuses the line as malformed.
+        let b = text(exchange(hyper.addr, request.as_bytes()).await);
+        assert!(b.starts_with("HTTP/1.1 400 "), "{version}: {b}");
+    }
+    for malformed in ["HTTP/1.10", "HTTP/2", "http/1.1", "HTTP/x.y"] {
+        let request = format!("GET /hello.txt {malformed}\r\nHost: t\r\n\r\n");
+        let a = text(exchange(ours.addr, request.as_bytes()).await);
+        assert!(a.starts_with("HTTP/1.1 400 "), "{malformed}: {a}");
+    }
+    ours.stop().await;
+    hyper.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streamed_and_chunked_bodies_are_byte_for_byte_hypers_too() {
     same_bytes(Some("1KiB")).await;

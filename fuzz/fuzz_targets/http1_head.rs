@@ -8,13 +8,15 @@
 //! - cut short (after its first byte, half of it, all but its last byte) it is `Partial` (a
 //!   head read in pieces is taken the same way; every prefix would cost quadratic time);
 //! - `Partial` only while the input is shorter than the limit;
+//! - a 505 only for a request line that ends in another major version, and a later minor
+//!   version (`HTTP/1.2`) only where rewriting its digit to `1` makes the parse move on;
 //! - the request built from it is a `GET` or `HEAD` in origin form, HTTP/1.1, with exactly the
 //!   head's fields and none of the fields that belong to hyper (a body's length, `Expect`,
 //!   `Upgrade`), and `close` is whether a `Connection` field lists `close`.
 #![no_main]
 
 use bytes::Bytes;
-use cdn_origin::server::http1::head::{self, Parsed};
+use cdn_origin::server::http1::head::{self, Parsed, Refusal};
 use http::{Method, Request, Version};
 use http_body_util::Empty;
 use libfuzzer_sys::fuzz_target;
@@ -40,10 +42,28 @@ fn check(data: &[u8], max_head: usize) {
             return;
         }
         Parsed::Foreign => return,
-        Parsed::TargetTooLong => {
+        Parsed::Refused(Refusal::TargetTooLong) => {
             let within = &data[..max_head.min(data.len())];
             assert!(data.len() >= max_head, "too long under the limit");
             assert!(!within.contains(&b'\n'), "a line ended within the limit");
+            return;
+        }
+        Parsed::Refused(Refusal::VersionNotSupported) => {
+            let line = data.split(|&b| b == b'\n').next().unwrap_or_default();
+            let version = line.trim_ascii_end().rsplit(|&b| b == b' ').next();
+            assert!(
+                version.is_some_and(|v| v.starts_with(b"HTTP/") && !v.starts_with(b"HTTP/1.")),
+                "505 for {line:?}"
+            );
+            return;
+        }
+        Parsed::LaterMinor(at) => {
+            // The driver writes `1` there and parses again: that must make progress.
+            assert!(data[..at].ends_with(b" HTTP/1.") && data[at].is_ascii_digit() && data[at] > b'1');
+            let mut fixed = data.to_vec();
+            fixed[at] = b'1';
+            let again = head::parse(&fixed, &mut Vec::new(), max_head);
+            assert!(!matches!(again, Parsed::LaterMinor(_)), "no progress: {again:?}");
             return;
         }
         Parsed::Ours(h) => h,

@@ -93,7 +93,8 @@ impl Error for BodyFailed {
 }
 
 /// A request our HTTP/1 layer answered with an error and a close before hyper would see it
-/// (a request line past the head's size limit, 414): a bad request.
+/// (a request line past the head's size limit, 414, or another major HTTP version, 505): a
+/// bad request.
 #[derive(Debug)]
 pub struct Refused;
 

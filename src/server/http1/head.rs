@@ -8,16 +8,23 @@
 //! answers as it always has: HTTP/1.0 (its keep-alive rules), `Content-Length` or
 //! `Transfer-Encoding` (a body to read or reject), `Expect`, `Upgrade`, other methods (the
 //! purge `POST`, `OPTIONS`), absolute or asterisk form, and every malformed, oversized or
-//! over-long head, so that the 400, 414 and 431 answers are hyper's, unchanged. The one
-//! exception is a request line longer than the head's size limit ([`Parsed::TargetTooLong`]),
-//! which hyper would answer 431 for the head: this layer answers it 414, as RFC 9112 §3 asks
-//! for a target longer than the server reads.
+//! over-long head, so that the 400, 414 and 431 answers are hyper's, unchanged. The
+//! exceptions are answers hyper (and `httparse`, which reads only HTTP/1.0 and 1.1) would get
+//! wrong:
+//! - a request line longer than the head's size limit ([`Refusal::TargetTooLong`]), which
+//!   hyper would answer 431 for the head: this layer answers it 414, as RFC 9112 §3 asks for a
+//!   target longer than the server reads;
+//! - a request line of another major version (`HTTP/2.0`, `HTTP/0.9`;
+//!   [`Refusal::VersionNotSupported`]): 505, the answer RFC 9110 §15.6.6 names, not 400;
+//! - a later minor version of HTTP/1 (`HTTP/1.2`, [`Parsed::LaterMinor`]): RFC 9110 §2.5 asks
+//!   to process it as the highest minor version this server speaks, so the connection
+//!   rewrites its version digit to `1` and reads it as HTTP/1.1.
 
 use std::ops::Range;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
-use http::{Method, Request, Uri, Version};
+use http::{Method, Request, StatusCode, Uri, Version};
 use http_body_util::Empty;
 
 /// The most header fields a request may have here: hyper's default, past which hyper answers
@@ -41,11 +48,41 @@ pub enum Parsed {
     Partial,
     /// A request this layer does not take (see the module docs).
     Foreign,
+    /// A request answered here with an error, and the connection closed.
+    Refused(Refusal),
+    /// A request line of HTTP/1 with a minor version above 1: the byte at this offset is
+    /// that digit. Once it is `1`, the head parses as HTTP/1.1 (RFC 9110 §2.5).
+    LaterMinor(usize),
+    /// A request this layer takes.
+    Ours(Head),
+}
+
+/// Why a request line is refused by this layer rather than hyper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
     /// A request line still unfinished at the head's size limit: its target is longer than
     /// the server reads, a 414 (RFC 9112 §3). (Any other head over the limit is hyper's 431.)
     TargetTooLong,
-    /// A request this layer takes.
-    Ours(Head),
+    /// A well-formed version whose major version is not 1, a 505 (RFC 9110 §15.6.6).
+    VersionNotSupported,
+}
+
+impl Refusal {
+    /// The status answered.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::TargetTooLong => StatusCode::URI_TOO_LONG,
+            Self::VersionNotSupported => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+        }
+    }
+
+    /// The plain-text body answered.
+    pub fn body(self) -> &'static str {
+        match self {
+            Self::TargetTooLong => "uri too long\n",
+            Self::VersionNotSupported => "http version not supported\n",
+        }
+    }
 }
 
 /// A complete head this layer takes; its fields are in the index vector given to [`parse`].
@@ -71,6 +108,7 @@ pub fn parse(buf: &[u8], fields: &mut Vec<FieldIndex>, max_head: usize) -> Parse
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() < max_head => return Parsed::Partial,
         Ok(httparse::Status::Partial) => return over_limit(buf, max_head),
+        Err(httparse::Error::Version) => return other_version(buf, max_head),
         // Too many fields, or malformed: hyper's answer.
         Err(_) => return Parsed::Foreign,
     };
@@ -131,7 +169,40 @@ fn over_limit(buf: &[u8], max_head: usize) -> Parsed {
     if buf[..max_head.min(buf.len())].contains(&b'\n') {
         Parsed::Foreign
     } else {
-        Parsed::TargetTooLong
+        Parsed::Refused(Refusal::TargetTooLong)
+    }
+}
+
+/// A request line whose method and target `httparse` read and whose version it refused: a
+/// well-formed `HTTP/x.y` other than 1.0 and 1.1 is a later minor version or another major
+/// one; anything else (and the HTTP/2 preface) is hyper's.
+fn other_version(buf: &[u8], max_head: usize) -> Parsed {
+    let Some(end) = buf.iter().position(|&b| b == b'\n') else {
+        return if buf.len() < max_head {
+            Parsed::Partial
+        } else {
+            over_limit(buf, max_head)
+        };
+    };
+    let line = &buf[..end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line == b"PRI * HTTP/2.0" {
+        return Parsed::Foreign;
+    }
+    let Some(sp) = line.iter().rposition(|&b| b == b' ') else {
+        return Parsed::Foreign;
+    };
+    match line[sp + 1..] {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            if major == b'1' {
+                Parsed::LaterMinor(sp + 8)
+            } else {
+                Parsed::Refused(Refusal::VersionNotSupported)
+            }
+        }
+        _ => Parsed::Foreign,
     }
 }
 
@@ -218,7 +289,7 @@ mod tests {
                 let bytes = Bytes::copy_from_slice(raw.as_bytes());
                 !fill(&mut Request::new(Empty::new()), &bytes, &head, &fields)
             }
-            (Parsed::Partial | Parsed::TargetTooLong, _) => false,
+            (Parsed::Partial | Parsed::Refused(_) | Parsed::LaterMinor(_), _) => false,
         }
     }
 
@@ -331,7 +402,7 @@ mod tests {
             assert!(
                 matches!(
                     parse(&long.as_bytes()[..cut], &mut fields, 100),
-                    Parsed::TargetTooLong
+                    Parsed::Refused(Refusal::TargetTooLong)
                 ),
                 "{cut}"
             );
@@ -341,6 +412,52 @@ mod tests {
             parse(&long.as_bytes()[..99], &mut fields, 100),
             Parsed::Partial
         ));
+    }
+
+    #[test]
+    fn a_later_minor_version_is_read_as_http_1_1() {
+        let raw = "GET /a HTTP/1.2\r\nHost: x\r\n\r\n";
+        let (Parsed::LaterMinor(at), _) = parse_all(raw) else {
+            panic!("not a later minor version");
+        };
+        assert_eq!(at, "GET /a HTTP/1.".len());
+        let mut raw = raw.as_bytes().to_vec();
+        raw[at] = b'1';
+        let (_, req) = ours(std::str::from_utf8(&raw).unwrap());
+        assert_eq!((req.version(), req.uri().path()), (Version::HTTP_11, "/a"));
+        // Read in pieces: the version digit may arrive before the line's end.
+        assert!(matches!(
+            parse_all("GET /a HTTP/1.9\r\n").0,
+            Parsed::LaterMinor(14)
+        ));
+        assert!(matches!(parse_all("GET /a HTTP/1.9").0, Parsed::Partial));
+    }
+
+    #[test]
+    fn another_major_version_is_not_supported_and_malformed_ones_go_to_hyper() {
+        for raw in [
+            "GET / HTTP/2.0\r\n\r\n",
+            "GET / HTTP/3.0\r\n",
+            "GET / HTTP/0.9\r\n",
+        ] {
+            assert!(
+                matches!(
+                    parse_all(raw).0,
+                    Parsed::Refused(Refusal::VersionNotSupported)
+                ),
+                "{raw:?}"
+            );
+        }
+        for raw in [
+            "GET / HTTP/1.10\r\n\r\n",
+            "GET / HTTP/2\r\n\r\n",
+            "GET / http/1.1\r\n\r\n",
+            "GET / HTTP/1.2 \r\n\r\n",
+            "GET / HTTP/a.b\r\n\r\n",
+            "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        ] {
+            assert!(is_foreign(raw), "{raw:?}");
+        }
     }
 
     #[test]

@@ -41,7 +41,6 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
-use http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::WaitForCancellationFuture;
 
@@ -113,11 +112,15 @@ where
                     answered,
                 });
             }
-            Parsed::TargetTooLong => {
-                let res = crate::response::plain(StatusCode::URI_TOO_LONG, "uri too long\n", None);
+            Parsed::Refused(refusal) => {
+                let res = crate::response::plain(refusal.status(), refusal.body(), None);
                 write::response(io, &mut scratch.out, res, None, false, true).await?;
                 let _ = io.shutdown().await;
                 return Err(io::Error::new(io::ErrorKind::InvalidData, Refused));
+            }
+            Parsed::LaterMinor(at) => {
+                read[at] = b'1';
+                continue;
             }
             Parsed::Partial => {
                 // Not held while the rest of the head is awaited.
