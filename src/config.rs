@@ -271,13 +271,15 @@ pub enum Command {
 /// `cdn-origin policy …`.
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Show which rule matches PATH and the headers it gives.
+    /// Show which rule matches PATH and the headers it gives, under the settings the server
+    /// would run with (the same flags, variables and `--config` file: the policies, the private
+    /// prefix, dotfiles).
     Explain {
         /// URL path, e.g. /assets/app.3f9a1c2e.js.
         path: String,
-        /// Policy file or folder.
-        #[arg(long, env = "CDN_ORIGIN_POLICIES", default_value = "policies")]
-        policies: PathBuf,
+        /// The server's settings.
+        #[command(flatten)]
+        settings: Box<ServeArgs>,
     },
 }
 

@@ -34,8 +34,8 @@ fn main() -> ExitCode {
             Some(Command::Serve(args)) => serve(args).await,
             Some(Command::CheckConfig(args)) => check_config(args),
             Some(Command::Policy {
-                action: PolicyCommand::Explain { path, policies },
-            }) => explain(&path, &policies),
+                action: PolicyCommand::Explain { path, settings },
+            }) => explain(&path, &settings),
             Some(Command::Report {
                 since,
                 database_url,
@@ -143,10 +143,19 @@ fn check_config(args: ServeArgs) -> ExitCode {
 
 /// `policy explain PATH`: the rule the server would choose for PATH, which is mapped as the
 /// server maps a request's target (query dropped, percent-decoded once, `/dir/` to
-/// `dir/index.html`), so the content type is that of the object it would serve.
-fn explain(path: &str, policies: &std::path::Path) -> ExitCode {
-    let explicit = policies != std::path::Path::new("policies");
-    let handle = match load_policies(policies, explicit) {
+/// `dir/index.html`), so the content type is that of the object it would serve; under the
+/// settings `args` resolve to, as for `serve`.
+fn explain(path: &str, args: &ServeArgs) -> ExitCode {
+    if let Some(extra) = args.sources.first() {
+        return fail(&format!(
+            "policy explain: one PATH at a time (sources do not change the answer): {extra}"
+        ));
+    }
+    let settings = match Settings::resolve(args) {
+        Ok(s) => s,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let handle = match load_policies(&settings.policies, settings.policies_explicit) {
         Ok(handle) => handle,
         Err(e) => return fail(&e),
     };
@@ -157,7 +166,7 @@ fn explain(path: &str, policies: &std::path::Path) -> ExitCode {
     };
     use cdn_origin::request::PathError;
     let mapped = match target.parse::<http::Uri>() {
-        Ok(uri) => cdn_origin::request::map_path(&uri, false),
+        Ok(uri) => cdn_origin::request::map_path(&uri, settings.serve_dotfiles),
         Err(_) => Err(PathError::Bad("not a request target")),
     };
     let mapped = match mapped {
@@ -175,6 +184,27 @@ fn explain(path: &str, policies: &std::path::Path) -> ExitCode {
     let (_, mime) = cdn_origin::content_type::content_type_for(mapped.key());
     if mapped.key() != mapped.path().trim_start_matches('/') {
         println!("serves the key {:?}", mapped.key());
+    }
+    let access = cdn_origin::signing::AccessRules::new(
+        settings.private_prefix.clone(),
+        settings.signing_secret.clone(),
+        &[],
+    );
+    if access.is_private(mapped.key()) {
+        let prefix = settings.private_prefix.as_deref().unwrap_or_default();
+        if settings.signing_secret.is_some() {
+            println!(
+                "under the private prefix {prefix:?}: 403 without a valid signature; a signed \
+                 URL gets `Cache-Control: private, no-cache` in place of the rule's caching \
+                 fields (no CDN-Cache-Control, no Surrogate-Key)"
+            );
+        } else {
+            println!(
+                "under the private prefix {prefix:?}, with no signing secret set: always 404, \
+                 with [errors]"
+            );
+            return ExitCode::SUCCESS;
+        }
     }
     print!("{}", handle.current().explain(mapped.path(), &mime));
     if !mapped.is_index && !mapped.key().rsplit('/').next().unwrap_or("").contains('.') {

@@ -69,13 +69,16 @@ impl AccessRules {
         }
     }
 
+    /// Whether `key` is under the private prefix (or is its folder).
+    pub fn is_private(&self, key: &str) -> bool {
+        self.private_prefix.as_deref().is_some_and(|prefix| {
+            key.starts_with(prefix) || prefix.strip_suffix('/').is_some_and(|folder| folder == key)
+        })
+    }
+
     /// Checks a request against the private prefix.
     pub fn check(&self, req: &ObjectRequest) -> Access {
-        let Some(prefix) = &self.private_prefix else {
-            return Access::Public;
-        };
-        let key_dir = format!("{}/", req.target.key());
-        if !req.target.key().starts_with(prefix.as_str()) && key_dir != *prefix {
+        if !self.is_private(req.target.key()) {
             return Access::Public;
         }
         let Some(secret) = &self.secret else {

@@ -243,6 +243,80 @@ fn policy_explain_names_the_rule_and_its_headers() {
     assert!(out.contains("400"), "{out}");
 }
 
+/// `policy explain` resolves the server's settings: the policies named in a `--config` file,
+/// the private prefix (with and without a signing secret), and dotfiles.
+#[test]
+fn policy_explain_follows_the_servers_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cdn.toml");
+    let strict = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/examples/strict-cdn.toml"
+    );
+    std::fs::write(
+        &cfg,
+        format!("policies = {strict:?}\nprivate_prefix = \"private/\"\n"),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+
+    let (code, out, err) = run(&["policy", "explain", "/style.css", "--config", cfg]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("strict-cdn.toml") && out.contains("cdn-cache-control"),
+        "{out}"
+    );
+
+    // No secret: the prefix is hidden, whatever the rules say.
+    let (code, out, _) = run(&["policy", "explain", "/private/report.pdf", "--config", cfg]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("always 404") && !out.contains("gives:"),
+        "{out}"
+    );
+    let (_, out, _) = run(&["policy", "explain", "/private", "--config", cfg]);
+    assert!(out.contains("always 404"), "the prefix's folder too: {out}");
+    let (_, out, _) = run(&["policy", "explain", "/privately.css", "--config", cfg]);
+    assert!(!out.contains("private prefix"), "{out}");
+
+    // With a secret: 403 unsigned, and the override of the rule's fields.
+    let secret = "0123456789abcdef0123456789abcdef-secret";
+    let (code, out, err) = run(&[
+        "policy",
+        "explain",
+        "/private/report.pdf",
+        "--config",
+        cfg,
+        "--signing-secret",
+        secret,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("403") && out.contains("private, no-cache") && out.contains("gives:"),
+        "{out}"
+    );
+
+    // Dotfiles follow the setting.
+    let (_, out, _) = run(&["policy", "explain", "/.well-known/x.txt", "--config", cfg]);
+    assert!(out.contains("gives:"), "{out}");
+    let (_, out, _) = run(&["policy", "explain", "/.env", "--config", cfg]);
+    assert!(out.contains("404"), "{out}");
+    let (_, out, _) = run(&[
+        "policy",
+        "explain",
+        "/.env",
+        "--config",
+        cfg,
+        "--serve-dotfiles",
+    ]);
+    assert!(out.contains("gives:"), "{out}");
+
+    // A second path would be taken as a source: refused rather than ignored.
+    let (code, _, err) = run(&["policy", "explain", "/a.css", "/b.css"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("one PATH"), "{err}");
+}
+
 #[tokio::test]
 async fn signed_urls_open_private_objects_and_nothing_else() {
     let secret = "0123456789abcdef0123456789abcdef-secret";
