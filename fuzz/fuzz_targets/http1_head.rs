@@ -50,25 +50,48 @@ fn check(data: &[u8], max_head: usize) {
         }
         Parsed::Refused(Refusal::VersionNotSupported) => {
             let line = data.split(|&b| b == b'\n').next().unwrap_or_default();
-            let version = line.trim_ascii_end().rsplit(|&b| b == b' ').next();
+            let version = line
+                .strip_suffix(b"\r")
+                .unwrap_or(line)
+                .splitn(3, |&b| b == b' ')
+                .nth(2);
             assert!(
-                version.is_some_and(|v| v.starts_with(b"HTTP/") && !v.starts_with(b"HTTP/1.")),
+                version.is_some_and(|v| v.len() == 8
+                    && v.starts_with(b"HTTP/")
+                    && !v.starts_with(b"HTTP/1.")),
                 "505 for {line:?}"
             );
             return;
         }
         Parsed::LaterMinor(at) => {
             // The driver writes `1` there and parses again: that must make progress.
-            assert!(data[..at].ends_with(b" HTTP/1.") && data[at].is_ascii_digit() && data[at] > b'1');
+            // The digit of the first line's version: `HTTP/1.` right after the target.
+            let line = data.split(|&b| b == b'\n').next().unwrap_or_default();
+            let start = line
+                .splitn(3, |&b| b == b' ')
+                .take(2)
+                .map(|p| p.len() + 1)
+                .sum::<usize>();
+            assert_eq!(at, start + "HTTP/1.".len(), "{line:?}");
+            assert!(
+                data[..at].ends_with(b" HTTP/1.") && data[at].is_ascii_digit() && data[at] > b'1'
+            );
             let mut fixed = data.to_vec();
             fixed[at] = b'1';
             let again = head::parse(&fixed, &mut Vec::new(), max_head);
-            assert!(!matches!(again, Parsed::LaterMinor(_)), "no progress: {again:?}");
+            assert!(
+                !matches!(again, Parsed::LaterMinor(_)),
+                "no progress: {again:?}"
+            );
             return;
         }
         Parsed::Ours(h) => h,
     };
-    assert!(h.len <= data.len() && h.len <= max_head, "head length {}", h.len);
+    assert!(
+        h.len <= data.len() && h.len <= max_head,
+        "head length {}",
+        h.len
+    );
     let own = &data[..h.len];
     assert!(own.ends_with(b"\n"), "a head ends with its blank line");
     assert!(fields.len() <= head::MAX_HEADERS);

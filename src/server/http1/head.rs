@@ -189,15 +189,19 @@ fn other_version(buf: &[u8], max_head: usize) -> Parsed {
     if line == b"PRI * HTTP/2.0" {
         return Parsed::Foreign;
     }
-    let Some(sp) = line.iter().rposition(|&b| b == b' ') else {
+    // `method SP target SP version`: neither of the first two holds a space (httparse read
+    // them), so the version is all that follows the second space.
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
         return Parsed::Foreign;
     };
-    match line[sp + 1..] {
+    match *version {
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
         {
             if major == b'1' {
-                Parsed::LaterMinor(sp + 8)
+                Parsed::LaterMinor(method.len() + target.len() + 2 + "HTTP/1.".len())
             } else {
                 Parsed::Refused(Refusal::VersionNotSupported)
             }
@@ -454,6 +458,8 @@ mod tests {
             "GET / http/1.1\r\n\r\n",
             "GET / HTTP/1.2 \r\n\r\n",
             "GET / HTTP/a.b\r\n\r\n",
+            "GET / HTTP/1\u{ca}1 GET / HTTP/1.2\r\n\r\n",
+            "GET / HTTP/1x GET / HTTP/2.0\r\n\r\n",
             "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
         ] {
             assert!(is_foreign(raw), "{raw:?}");
