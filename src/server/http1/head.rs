@@ -201,6 +201,10 @@ fn other_version(buf: &[u8], max_head: usize) -> Parsed {
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
         {
             if major == b'1' {
+                if minor <= b'1' {
+                    // Not what httparse refused (it reads these): the rewrite would loop.
+                    return Parsed::Foreign;
+                }
                 Parsed::LaterMinor(method.len() + target.len() + 2 + "HTTP/1.".len())
             } else {
                 Parsed::Refused(Refusal::VersionNotSupported)
