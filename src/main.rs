@@ -94,6 +94,13 @@ async fn serve(args: ServeArgs) -> ExitCode {
     for name in cdn_origin::config::unknown_env_vars() {
         tracing::warn!(variable = %name, "not a setting's variable (misspelt?); ignored");
     }
+    for warning in settings
+        .sources
+        .iter()
+        .filter_map(cdn_origin::store::credentials_warning)
+    {
+        tracing::warn!("{warning}");
+    }
     let app = match App::build(settings, None) {
         Ok(app) => app,
         Err(e) => return fail(&e),
@@ -131,6 +138,9 @@ fn check_config(args: ServeArgs) -> ExitCode {
     for spec in &settings.sources {
         if let Err(e) = cdn_origin::store::Source::build(spec, &settings) {
             return fail(&format!("source {spec}: {e}"));
+        }
+        if let Some(warning) = cdn_origin::store::credentials_warning(spec) {
+            eprintln!("warning: {warning}");
         }
     }
     println!(

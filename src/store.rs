@@ -223,6 +223,35 @@ impl Source {
     }
 }
 
+/// For an S3 source whose environment names no credentials, what an operator should know:
+/// object_store then asks the instance metadata service (EC2) at the first request, which
+/// off EC2 fails every request. A warning rather than an error, since on EC2 that is how
+/// credentials are meant to arrive.
+pub fn credentials_warning(spec: &StoreSpec) -> Option<String> {
+    use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey as Key};
+    let StoreSpec::S3 { bucket, .. } = spec else {
+        return None;
+    };
+    let env = AmazonS3Builder::from_env();
+    let set = |key: Key| env.get_config_value(&key).is_some();
+    let unsigned = env.get_config_value(&Key::SkipSignature).as_deref() == Some("true");
+    let named = unsigned
+        || set(Key::AccessKeyId)
+        || set(Key::SecretAccessKey)
+        || (set(Key::WebIdentityTokenFile) && set(Key::RoleArn))
+        || set(Key::ContainerCredentialsRelativeUri)
+        || (set(Key::ContainerCredentialsFullUri) && set(Key::ContainerAuthorizationTokenFile));
+    (!named).then(|| {
+        format!(
+            "s3://{bucket}: no credentials in the environment (AWS_ACCESS_KEY_ID with \
+             AWS_SECRET_ACCESS_KEY, AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN, or a \
+             container's credentials URI), so they are asked of the instance metadata service \
+             (EC2) at the first request; without one every request fails (a public bucket: \
+             AWS_SKIP_SIGNATURE=true)"
+        )
+    })
+}
+
 /// The ordered list of sources, each behind its own circuit breaker.
 pub struct Stores {
     sources: Vec<Source>,

@@ -243,6 +243,55 @@ fn policy_explain_names_the_rule_and_its_headers() {
     assert!(out.contains("400"), "{out}");
 }
 
+/// An S3 source whose environment names no credentials passes `check-config` (on EC2 they
+/// come from the instance metadata service) but is warned about, since anywhere else every
+/// request would fail.
+#[test]
+fn check_config_warns_of_an_s3_source_without_credentials() {
+    let check = |env: &[(&str, &str)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "check-config",
+            "s3://assets/site",
+            "--s3-region",
+            "eu-west-1",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null());
+        for (name, _) in std::env::vars() {
+            if name.starts_with("AWS_") {
+                cmd.env_remove(name);
+            }
+        }
+        let out = cmd.envs(env.iter().copied()).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = check(&[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning: s3://assets: no credentials") && err.contains("AWS_ACCESS_KEY_ID"),
+        "{err}"
+    );
+    for env in [
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ][..],
+        &[("AWS_SKIP_SIGNATURE", "true")],
+        &[(
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "/v2/credentials/x",
+        )],
+    ] {
+        let (code, err) = check(env);
+        assert_eq!(code, Some(0), "{env:?}: {err}");
+        assert!(!err.contains("no credentials"), "{env:?}: {err}");
+    }
+}
+
 /// `policy explain` resolves the server's settings: the policies named in a `--config` file,
 /// the private prefix (with and without a signing secret), and dotfiles.
 #[test]
