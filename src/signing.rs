@@ -51,7 +51,7 @@ pub struct AccessRules {
 }
 
 impl AccessRules {
-    /// From settings values.
+    /// From settings values (`cors_origins` as the settings normalise them: no trailing `/`).
     pub fn new(
         private_prefix: Option<String>,
         secret: Option<Vec<u8>>,
@@ -64,7 +64,7 @@ impl AccessRules {
             cors_origins: cors_origins
                 .iter()
                 .filter(|o| *o != "*")
-                .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+                .filter_map(|o| HeaderValue::from_str(o).ok())
                 .collect(),
         }
     }
