@@ -31,6 +31,8 @@ pub struct App {
     pub policies: Arc<PolicyHandle>,
     /// Private prefix, signatures and CORS.
     pub access: AccessRules,
+    /// CORS for fonts and media.
+    pub cors: crate::cors::CorsRules,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// Health state.
@@ -122,14 +124,15 @@ impl App {
         let access = AccessRules::new(
             settings.private_prefix.clone(),
             settings.signing_secret.clone(),
-            &settings.cors_origins,
         );
+        let cors = crate::cors::CorsRules::new(&settings.cors_origins, &settings.cors_types);
         Ok(Arc::new(App {
             settings,
             stores,
             cache,
             policies,
             access,
+            cors,
             metrics,
             health,
             db,

@@ -423,6 +423,10 @@ pub struct ServeArgs {
     /// Origins allowed by CORS for fonts and media (comma-separated, or `*`).
     #[arg(long, env = "CDN_ORIGIN_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Content types that get CORS headers (comma-separated: `font/*`, `text/vtt`, or `*` for
+    /// every type; default: fonts, audio, video, text tracks and HLS/DASH manifests).
+    #[arg(long, env = "CDN_ORIGIN_CORS_TYPES", value_delimiter = ',')]
+    pub cors_types: Vec<String>,
 }
 
 /// The TOML settings file: the same settings as the flags, with snake_case names.
@@ -489,6 +493,8 @@ struct FileConfig {
     signing_secret: Option<String>,
     #[serde(default, deserialize_with = "one_or_many")]
     cors_origins: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    cors_types: Vec<String>,
 }
 
 /// `SocketAddr` through the shared string parser.
@@ -536,6 +542,21 @@ fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
         ))
     })
 }
+
+/// The content types that get CORS headers unless `cors_types` says otherwise: what browsers
+/// fetch cross-origin in CORS mode for fonts and media (`@font-face`, `<video crossorigin>`,
+/// text tracks, which are always CORS requests when cross-origin, and HLS/DASH players'
+/// manifests and segments).
+pub const DEFAULT_CORS_TYPES: &[&str] = &[
+    "font/*",
+    "application/font-woff",
+    "audio/*",
+    "video/*",
+    "text/vtt",
+    "application/vnd.apple.mpegurl",
+    "application/x-mpegurl",
+    "application/dash+xml",
+];
 
 /// A `cors_origins` member: `*`, or an origin exactly as a browser sends it in `Origin`
 /// (`scheme://host[:port]`, lowercase, no path, no default port), since it is compared with
@@ -683,6 +704,8 @@ pub struct Settings {
     pub signing_secret: Option<Vec<u8>>,
     /// CORS allowed origins.
     pub cors_origins: Vec<String>,
+    /// Content types (patterns: `font/*`, `text/vtt`, `*`) whose responses get CORS headers.
+    pub cors_types: Vec<String>,
 }
 
 impl Settings {
@@ -795,6 +818,14 @@ impl Settings {
             .map(|o| o.trim().trim_end_matches('/').to_string())
             .filter(|o| !o.is_empty())
             .collect(),
+            cors_types: match (&args.cors_types[..], &file.cors_types[..]) {
+                ([], []) => DEFAULT_CORS_TYPES.iter().map(|t| t.to_string()).collect(),
+                ([], listed) | (listed, _) => listed
+                    .iter()
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .filter(|t| !t.is_empty())
+                    .collect(),
+            },
         };
         settings.validate(problems)
     }
@@ -843,6 +874,13 @@ impl Settings {
         for origin in &self.cors_origins {
             if let Err(why) = check_origin(origin) {
                 problems.push(format!("cors_origins: `{origin}` {why}"));
+            }
+        }
+        for pattern in &self.cors_types {
+            if crate::cors::TypePattern::parse(pattern).is_none() {
+                problems.push(format!(
+                    "cors_types: `{pattern}` is not a content type like `font/*`, `text/vtt` or `*`"
+                ));
             }
         }
         for (name, d) in [
@@ -1030,6 +1068,39 @@ mod tests {
         assert_eq!(
             unknown_vars(names.iter().map(|s| s.to_string())),
             ["CDN_ORIGIN_CACHESIZE"]
+        );
+    }
+
+    #[test]
+    fn cors_types_default_to_fonts_and_media_and_must_be_content_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = |types: &[&str]| ServeArgs {
+            sources: vec![StoreSpec::Local(dir.path().to_path_buf())],
+            cors_types: types.iter().map(|t| t.to_string()).collect(),
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            Settings::resolve(&args(&[])).unwrap().cors_types,
+            DEFAULT_CORS_TYPES
+        );
+        assert_eq!(
+            Settings::resolve(&args(&[" Font/* ", "*"]))
+                .unwrap()
+                .cors_types,
+            ["font/*", "*"]
+        );
+        let err = Settings::resolve(&args(&["fonts", "text/css"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cors_types: `fonts`") && !err.contains("text/css"),
+            "{err}"
+        );
+        let path = dir.path().join("types.toml");
+        std::fs::write(&path, "cors_types = \"text/css, text/javascript\"\n").unwrap();
+        assert_eq!(
+            load_file(&path).unwrap().cors_types,
+            ["text/css", "text/javascript"]
         );
     }
 

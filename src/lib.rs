@@ -12,6 +12,7 @@ pub mod cache;
 pub mod conditional;
 pub mod config;
 pub mod content_type;
+pub mod cors;
 pub mod db;
 pub mod encoding;
 pub mod etag;

@@ -198,7 +198,6 @@ fn explain(path: &str, args: &ServeArgs) -> ExitCode {
     let access = cdn_origin::signing::AccessRules::new(
         settings.private_prefix.clone(),
         settings.signing_secret.clone(),
-        &[],
     );
     if access.is_private(mapped.key()) {
         let prefix = settings.private_prefix.as_deref().unwrap_or_default();

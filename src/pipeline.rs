@@ -119,7 +119,7 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>, arrived: &Arrival<'_>) 
     let method = match *req.method() {
         http::Method::GET => ObjectMethod::Get,
         http::Method::HEAD => ObjectMethod::Head,
-        http::Method::OPTIONS => return Outcome::plain(response::options()),
+        http::Method::OPTIONS => return Outcome::plain(options(app, req)),
         _ => return Outcome::plain(response::method_not_allowed()),
     };
     let policies = app.policies.current();
@@ -192,12 +192,39 @@ async fn missing(
         }
         return response::permanent_redirect(&location, error_policy, lookup.cache_status_header());
     }
-    response::plain_with_cache_status(
+    let mut res = response::plain_with_cache_status(
         StatusCode::NOT_FOUND,
         NOT_FOUND_TEXT,
         error_policy,
         lookup.cache_status_header(),
-    )
+    );
+    // A font or a video that is not there: the page may read the 404 (CORS), by the type its
+    // name says.
+    if app.cors.is_on() {
+        let (_, mime) = crate::content_type::content_type_for(oreq.target.key());
+        let cors = app.cors.for_response(oreq.origin.as_ref(), &mime);
+        cors.write(res.headers_mut());
+        Vary {
+            accept_encoding: false,
+            origin: cors.varies,
+        }
+        .write(res.headers_mut());
+    }
+    res
+}
+
+/// `OPTIONS` on an object path: 204 with `Allow`, and a CORS preflight's fields when it is
+/// one for a type that takes CORS (by the path's extension: no store request).
+fn options<B>(app: &App, req: &Request<B>) -> Response<Body> {
+    let mut res = response::options();
+    if app.cors.is_on()
+        && let Ok(target) = map_path(req.uri(), app.settings.serve_dotfiles)
+    {
+        let (_, mime) = crate::content_type::content_type_for(target.key());
+        res.headers_mut()
+            .extend(app.cors.preflight(req.headers(), &mime));
+    }
+    res
 }
 
 /// Whether `KEY/index.html` exists, from the not-found's memo or the cache.
@@ -278,7 +305,7 @@ async fn serve(
         && !policy.no_transform
         && object.info.size >= app.settings.compress_min_size;
     let negotiable = on_the_fly || !object.sidecars.is_empty();
-    let cors = app.access.cors(oreq, &object.mime);
+    let cors = app.cors.for_response(oreq.origin.as_ref(), &object.mime);
     let vary = Vary {
         accept_encoding: negotiable,
         origin: cors.varies,
@@ -309,12 +336,10 @@ async fn serve(
     };
     let Some(chosen) = chosen.or(app.settings.identity_fallback.then_some(Encoding::Identity))
     else {
-        let mut res = response::plain(
-            StatusCode::NOT_ACCEPTABLE,
-            "no acceptable encoding\n",
-            Some(policies.error_policy()),
-        );
+        // `no-store`, as a 412: it answers this request's `Accept-Encoding` only.
+        let mut res = response::plain(StatusCode::NOT_ACCEPTABLE, "no acceptable encoding\n", None);
         vary.write(res.headers_mut());
+        cors.write(res.headers_mut());
         outcome.response = res;
         return outcome;
     };
@@ -387,6 +412,7 @@ async fn serve(
             res.headers_mut()
                 .insert(header::ETAG, rep.etag_value.clone());
             vary.write(res.headers_mut());
+            cors.write(res.headers_mut());
             outcome.response = res;
             return outcome;
         }
@@ -462,6 +488,7 @@ async fn serve(
             r.headers_mut()
                 .insert(header::CONTENT_RANGE, range::unsatisfied_content_range(len));
             vary.write(r.headers_mut());
+            cors.write(r.headers_mut());
             r.headers_mut().insert(header::ETAG, rep.etag_value.clone());
             outcome.response = r;
             return outcome;

@@ -228,7 +228,7 @@ impl RequestHeaders {
             h.remove(HeaderName::from_static("surrogate-key"));
         }
         if let Some(origin) = self.cors {
-            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            crate::cors::write_allowed(h, origin);
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Who may read what: private objects behind signed URLs, and CORS for fonts and media.
+//! Who may read what: private objects behind signed URLs (CORS is `crate::cors`).
 //!
 //! Keys under the configured private prefix are served only with a valid signature:
 //! `?expires=UNIX&sig=HEX`, where `sig` is HMAC-SHA256 with the configured secret over
@@ -12,7 +12,6 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{KeyInit, Mac};
-use http::HeaderValue;
 use sha2::Sha256;
 
 use crate::request::ObjectRequest;
@@ -32,40 +31,19 @@ pub enum Access {
     Forbidden,
 }
 
-/// CORS decision for one response.
-#[derive(Debug, Clone, Default)]
-pub struct Cors {
-    /// `Access-Control-Allow-Origin` value, if any.
-    pub allow_origin: Option<HeaderValue>,
-    /// Whether the answer depends on `Origin` (then `Vary: Origin`).
-    pub varies: bool,
-}
-
 /// Access rules built from the settings.
 #[derive(Debug, Clone, Default)]
 pub struct AccessRules {
     private_prefix: Option<String>,
     secret: Option<Vec<u8>>,
-    cors_any: bool,
-    cors_origins: Vec<HeaderValue>,
 }
 
 impl AccessRules {
-    /// From settings values (`cors_origins` as the settings normalise them: no trailing `/`).
-    pub fn new(
-        private_prefix: Option<String>,
-        secret: Option<Vec<u8>>,
-        cors_origins: &[String],
-    ) -> Self {
+    /// From settings values.
+    pub fn new(private_prefix: Option<String>, secret: Option<Vec<u8>>) -> Self {
         AccessRules {
             private_prefix,
             secret,
-            cors_any: cors_origins.iter().any(|o| o == "*"),
-            cors_origins: cors_origins
-                .iter()
-                .filter(|o| *o != "*")
-                .filter_map(|o| HeaderValue::from_str(o).ok())
-                .collect(),
         }
     }
 
@@ -105,32 +83,6 @@ impl AccessRules {
         match mac(secret, &raw_path, expires).map(|m| m.verify_slice(&sig)) {
             Some(Ok(())) => Access::SignedPrivate,
             _ => Access::Forbidden,
-        }
-    }
-
-    /// CORS for fonts and media: `*`, or the request's Origin when it is allowed.
-    pub fn cors(&self, req: &ObjectRequest, mime: &str) -> Cors {
-        let media = mime.starts_with("font/")
-            || mime.starts_with("video/")
-            || mime.starts_with("audio/")
-            || mime == "application/font-woff";
-        if !media || (!self.cors_any && self.cors_origins.is_empty()) {
-            return Cors::default();
-        }
-        if self.cors_any {
-            return Cors {
-                allow_origin: Some(HeaderValue::from_static("*")),
-                varies: false,
-            };
-        }
-        let allowed = req
-            .origin
-            .as_ref()
-            .filter(|o| self.cors_origins.contains(o))
-            .cloned();
-        Cors {
-            allow_origin: allowed,
-            varies: true,
         }
     }
 }
@@ -203,7 +155,7 @@ mod tests {
     }
 
     fn rules() -> AccessRules {
-        AccessRules::new(Some("private/".into()), Some(SECRET.to_vec()), &[])
+        AccessRules::new(Some("private/".into()), Some(SECRET.to_vec()))
     }
 
     #[test]
@@ -231,7 +183,7 @@ mod tests {
 
     #[test]
     fn without_a_secret_the_private_prefix_is_hidden() {
-        let rules = AccessRules::new(Some("private/".into()), None, &[]);
+        let rules = AccessRules::new(Some("private/".into()), None);
         assert_eq!(rules.check(&req("/private/a.pdf")), Access::Hidden);
         assert_eq!(rules.check(&req("/public/a.pdf")), Access::Public);
     }
@@ -242,18 +194,5 @@ mod tests {
         let secret = [7u8; 32];
         assert!(sign(&secret, "/a", Duration::ZERO).is_err());
         assert!(sign(&secret, "/a", Duration::from_secs(1)).is_ok());
-    }
-
-    #[test]
-    fn cors_echoes_allowed_origins_for_fonts_only() {
-        let rules = AccessRules::new(None, None, &["https://app.example".into()]);
-        let mut r = req("/f.woff2");
-        r.origin = Some(HeaderValue::from_static("https://app.example"));
-        let c = rules.cors(&r, "font/woff2");
-        assert_eq!(c.allow_origin.unwrap(), "https://app.example");
-        assert!(c.varies);
-        assert!(rules.cors(&r, "text/css").allow_origin.is_none());
-        r.origin = Some(HeaderValue::from_static("https://evil.example"));
-        assert!(rules.cors(&r, "font/woff2").allow_origin.is_none());
     }
 }

@@ -355,3 +355,116 @@ async fn cors_answers_allowed_origins_for_fonts_and_varies_on_origin() {
     assert_eq!(h(&res, "vary"), "Accept-Encoding");
     srv.stop().await;
 }
+
+/// What a browser needs to read fonts and media cross-origin beyond the plain GET: a
+/// preflight answered (a suffix range, a multi-range or `If-Range` are not on the CORS
+/// safelist), error answers it may read (404, 412, 416), the range fields exposed, and text
+/// tracks and streaming manifests counted as media; `cors_types` widens it to every type.
+#[tokio::test]
+async fn cors_preflights_errors_and_media_types() {
+    let dir = local_fixtures();
+    std::fs::write(dir.path().join("video/clip.vtt"), b"WEBVTT\n\n").unwrap();
+    std::fs::write(dir.path().join("video/clip.m3u8"), b"#EXTM3U\n").unwrap();
+    let mut a = args(dir.path());
+    a.cors_origins = vec!["https://app.example".into()];
+    let srv = start(a, None).await;
+    let app = ("origin", "https://app.example");
+    let preflight = |path: &str, origin: &str| {
+        client()
+            .request(reqwest::Method::OPTIONS, srv.url(path))
+            .header("origin", origin.to_string())
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "if-range,range")
+            .send()
+    };
+
+    let res = preflight("/video/clip.mp4", "https://app.example")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        h(&res, "access-control-allow-origin"),
+        "https://app.example"
+    );
+    assert_eq!(h(&res, "access-control-allow-methods"), "GET, HEAD");
+    let allowed = h(&res, "access-control-allow-headers");
+    assert!(
+        allowed.contains("range") && allowed.contains("if-range"),
+        "{allowed}"
+    );
+    assert_eq!(h(&res, "vary"), "Origin");
+    assert_eq!(h(&res, "allow"), "GET, HEAD, OPTIONS");
+    // Another origin, or a type without CORS: no permission.
+    let res = preflight("/video/clip.mp4", "https://evil.example")
+        .await
+        .unwrap();
+    assert_eq!(h(&res, "access-control-allow-origin"), "");
+    let res = preflight("/style.css", "https://app.example")
+        .await
+        .unwrap();
+    assert_eq!(h(&res, "access-control-allow-origin"), "");
+    assert_eq!(h(&res, "allow"), "GET, HEAD, OPTIONS");
+
+    // The request after the preflight: a suffix range, with the fields a reader needs.
+    let res = get(&srv, "/video/clip.mp4", &[app, ("range", "bytes=-100")]).await;
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        h(&res, "access-control-allow-origin"),
+        "https://app.example"
+    );
+    let exposed = h(&res, "access-control-expose-headers");
+    assert!(
+        exposed.contains("content-range") && exposed.contains("etag"),
+        "{exposed}"
+    );
+
+    // Errors a page may read.
+    let res = get(&srv, "/video/clip.mp4", &[app, ("range", "bytes=9999999-")]).await;
+    assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        h(&res, "access-control-allow-origin"),
+        "https://app.example"
+    );
+    let res = get(&srv, "/fonts/a.woff2", &[app, ("if-match", "\"other\"")]).await;
+    assert_eq!(res.status(), StatusCode::PRECONDITION_FAILED);
+    assert_eq!(
+        h(&res, "access-control-allow-origin"),
+        "https://app.example"
+    );
+    let res = get(&srv, "/fonts/missing.woff2", &[app]).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        h(&res, "access-control-allow-origin"),
+        "https://app.example"
+    );
+    assert_eq!(h(&res, "vary"), "Origin");
+    let res = get(&srv, "/missing.css", &[app]).await;
+    assert_eq!(h(&res, "access-control-allow-origin"), "");
+    assert_eq!(h(&res, "vary"), "");
+    // A 406 has CORS and is not stored.
+    let res = get(&srv, "/style.css", &[("accept-encoding", "identity;q=0")]).await;
+    assert_eq!(res.status(), StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(h(&res, "cache-control"), "no-store");
+
+    // Text tracks and manifests are media.
+    for path in ["/video/clip.vtt", "/video/clip.m3u8"] {
+        let res = get(&srv, path, &[app]).await;
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            h(&res, "access-control-allow-origin"),
+            "https://app.example",
+            "{path}"
+        );
+    }
+    srv.stop().await;
+
+    // Every type, for a site whose scripts and styles load cross-origin (`crossorigin`).
+    let mut a = args(dir.path());
+    a.cors_origins = vec!["*".into()];
+    a.cors_types = vec!["*".into()];
+    let srv = start(a, None).await;
+    let res = get(&srv, "/style.css", &[app]).await;
+    assert_eq!(h(&res, "access-control-allow-origin"), "*");
+    assert_eq!(h(&res, "vary"), "Accept-Encoding");
+    srv.stop().await;
+}
