@@ -161,7 +161,14 @@ fn explain(path: &str, args: &ServeArgs) -> ExitCode {
             "policy explain: one PATH at a time (sources do not change the answer): {extra}"
         ));
     }
-    let settings = match Settings::resolve(args) {
+    // Sources do not change the answer, so a missing `./public` (or an unreachable store)
+    // must not stop it: they are set aside for one that needs nothing.
+    let args = ServeArgs {
+        sources: vec![cdn_origin::config::StoreSpec::Memory],
+        stores: Vec::new(),
+        ..args.clone()
+    };
+    let settings = match Settings::resolve(&args) {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
     };

@@ -360,6 +360,16 @@ fn policy_explain_follows_the_servers_settings() {
     ]);
     assert!(out.contains("gives:"), "{out}");
 
+    // Sources do not matter: no `./public` where it runs, or one named in the file.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["policy", "explain", "/a.css", "--store", "/no/such/folder"])
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("gives:"));
+
     // A second path would be taken as a source: refused rather than ignored.
     let (code, _, err) = run(&["policy", "explain", "/a.css", "/b.css"]);
     assert_eq!(code, 2, "{err}");
