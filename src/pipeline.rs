@@ -156,21 +156,30 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>, arrived: &Arrival<'_>) 
         }
     };
 
-    let lookup = match app
-        .cache
-        .lookup_at(oreq.target.key(), arrived.started)
-        .await
-    {
-        Ok(l) => l,
-        Err(e) => {
-            return Outcome::plain(store_failure(&e, oreq.target.key()));
+    let key = oreq.target.key();
+    let mut reloaded = false;
+    loop {
+        let lookup = match app.cache.lookup_at(key, arrived.started).await {
+            Ok(l) => l,
+            Err(e) => return Outcome::plain(store_failure(&e, key)),
+        };
+        let Some(object) = lookup.object.clone() else {
+            let res = missing(app, &oreq, &lookup, req.uri(), error_policy).await;
+            return Outcome::plain(res);
+        };
+        match serve(app, &policies, &oreq, &lookup, &object, private, arrived).await {
+            Ok(outcome) => return outcome,
+            // The object was replaced, resized or deleted since the cache looked: forget what
+            // the cache holds and answer from the store as it is now (a 404 when it is gone),
+            // once; changing again at once is a 502, never a failure of the store.
+            Err(_) if !reloaded => {
+                tracing::info!(key, "object changed in the store; reloading it");
+                app.cache.forget(key);
+                reloaded = true;
+            }
+            Err(changed) => return Outcome::plain(store_failure(&changed, key)),
         }
-    };
-    let Some(object) = lookup.object.clone() else {
-        let res = missing(app, &oreq, &lookup, req.uri(), error_policy).await;
-        return Outcome::plain(res);
-    };
-    serve(app, &policies, &oreq, &lookup, &object, private, arrived).await
+    }
 }
 
 /// 404, or a 308 to `/dir/` when `dir/index.html` exists (issue 2, point 3), either with
@@ -274,6 +283,8 @@ fn store_failure(e: &StoreError, key: &str) -> Response<Body> {
     }
 }
 
+/// Steps 3-7 for a found object. `Err` only for [`StoreError::Changed`]: the store no longer
+/// holds the object the lookup found, and no response was started.
 async fn serve(
     app: &Arc<App>,
     policies: &PolicySet,
@@ -282,7 +293,7 @@ async fn serve(
     object: &Arc<Object>,
     private: bool,
     arrival: &Arrival<'_>,
-) -> Outcome {
+) -> Result<Outcome, StoreError> {
     let (policy, chosen_policy) = object.choose(policies, oreq.target.path());
     let class = object.class;
     let cache = match lookup.status {
@@ -341,13 +352,14 @@ async fn serve(
         vary.write(res.headers_mut());
         cors.write(res.headers_mut());
         outcome.response = res;
-        return outcome;
+        return Ok(outcome);
     };
     let rep = match select(app, object, chosen).await {
         Ok(rep) => rep,
+        Err(e @ StoreError::Changed { .. }) => return Err(e),
         Err(e) => {
             outcome.response = store_failure(&e, &object.key);
-            return outcome;
+            return Ok(outcome);
         }
     };
 
@@ -401,7 +413,7 @@ async fn serve(
             }
             outcome.saved_not_modified = rep.len().unwrap_or(object.info.size);
             outcome.response = res;
-            return outcome;
+            return Ok(outcome);
         }
         Precondition::Failed => {
             let mut res = response::plain(
@@ -414,7 +426,7 @@ async fn serve(
             vary.write(res.headers_mut());
             cors.write(res.headers_mut());
             outcome.response = res;
-            return outcome;
+            return Ok(outcome);
         }
     }
 
@@ -491,7 +503,7 @@ async fn serve(
             cors.write(r.headers_mut());
             r.headers_mut().insert(header::ETAG, rep.etag_value.clone());
             outcome.response = r;
-            return outcome;
+            return Ok(outcome);
         }
     };
     match body {
@@ -500,9 +512,10 @@ async fn serve(
             outcome.response = res;
             outcome.shared = shared_fields;
         }
+        Err(e @ StoreError::Changed { .. }) => return Err(e),
         Err(e) => outcome.response = store_failure(&e, &object.key),
     }
-    outcome
+    Ok(outcome)
 }
 
 /// Picks the bytes for `encoding`: a sidecar, a cached compressed variant (made once), a

@@ -49,7 +49,9 @@ pub enum StoreError {
         /// The deadline that passed.
         after: Duration,
     },
-    /// The object changed between lookup and read.
+    /// The object changed between lookup and read: replaced, resized or deleted (a remote
+    /// store's `If-Match` failed, or a local file's size or modification time differs). The
+    /// lookup's metadata is out of date; not a store failure.
     #[error("store `{store}`: object changed during the request")]
     Changed {
         /// Source name.
@@ -767,6 +769,15 @@ fn local_path(
     Ok(Some(canonical))
 }
 
+/// A local file's modification time in nanoseconds since the epoch (0 when unknown or
+/// earlier): what [`ObjectInfo::mtime_nanos`] holds and a read compares.
+fn mtime_nanos(meta: &std::fs::Metadata) -> u128 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
+}
+
 async fn local_head(
     root: PathBuf,
     i: usize,
@@ -783,9 +794,6 @@ async fn local_head(
             return Ok(None);
         }
         let modified = meta.modified().unwrap_or(UNIX_EPOCH);
-        let mtime_nanos = modified
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
         Ok(Some(ObjectInfo {
             source: i,
             location,
@@ -793,7 +801,7 @@ async fn local_head(
             last_modified: whole_seconds(modified),
             store_etag: None,
             version: None,
-            mtime_nanos,
+            mtime_nanos: mtime_nanos(&meta),
         }))
     })
     .await
@@ -814,19 +822,29 @@ async fn local_read(
     use std::os::unix::fs::FileExt;
     let root = root.to_path_buf();
     let location = info.location.clone();
-    let size = info.size;
-    let file = tokio::task::spawn_blocking(move || -> io::Result<std::fs::File> {
-        let path = local_path(&root, &location, private_prefix.as_deref())?
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "object vanished"))?;
-        let file = std::fs::File::open(path)?;
-        if file.metadata()?.len() != size {
-            return Err(io::Error::other("object changed size during the request"));
-        }
-        Ok(file)
+    let (size, mtime_nanos) = (info.size, info.mtime_nanos);
+    // `None`: the file is not the one the lookup saw (deleted, replaced, resized): the
+    // caller's metadata is out of date, which is not a store failure.
+    let file = tokio::task::spawn_blocking(move || -> io::Result<Option<std::fs::File>> {
+        let Some(path) = local_path(&root, &location, private_prefix.as_deref())? else {
+            return Ok(None);
+        };
+        let file = match std::fs::File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let meta = file.metadata()?;
+        Ok((meta.len() == size && self::mtime_nanos(&meta) == mtime_nanos).then_some(file))
     })
     .await
     .map_err(|e| io_to_store(name, io::Error::other(e)))?
     .map_err(|e| io_to_store(name, e))?;
+    let Some(file) = file else {
+        return Err(StoreError::Changed {
+            store: name.to_string(),
+        });
+    };
     let file = Arc::new(file);
     let stream = stream::try_unfold(range, move |range| {
         let file = file.clone();

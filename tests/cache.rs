@@ -482,3 +482,55 @@ async fn warm_up_fills_the_cache_before_the_first_request() {
     );
     srv.stop().await;
 }
+
+/// A local file held as metadata only (larger than `cache_max_object`) that is replaced,
+/// resized or deleted before the hot cache looks again: the next request answers from the
+/// file as it is now (new bytes under a new ETag, or a 404), never new bytes under the old
+/// validators, and the store's breaker stays closed however often it happens.
+#[tokio::test]
+async fn a_file_changed_under_held_metadata_is_reloaded_not_a_store_failure() {
+    let dir = local_fixtures();
+    let mut a = args(dir.path());
+    a.cache_max_object = Some("1KiB".parse().unwrap());
+    a.revalidate_after = secs(3600.0);
+    a.breaker_failures = Some(2);
+    let srv = start(a, None).await;
+    let path = dir.path().join("data.bin");
+    let get = |range: Option<&'static str>| {
+        let mut req = client().get(srv.url("/data.bin"));
+        if let Some(r) = range {
+            req = req.header("range", r);
+        }
+        req.send()
+    };
+    let first = get(Some("bytes=0-15")).await.unwrap();
+    assert_eq!(first.status(), StatusCode::PARTIAL_CONTENT);
+    let old_etag = h(&first, "etag").to_string();
+
+    // The same size, other bytes, a later mtime (a deploy that writes a new copy).
+    std::thread::sleep(Duration::from_millis(20));
+    let replaced = vec![b'B'; 100_000];
+    std::fs::write(&path, &replaced).unwrap();
+    for _ in 0..3 {
+        let res = get(Some("bytes=0-15")).await.unwrap();
+        assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+        assert_ne!(h(&res, "etag"), old_etag, "new bytes under the old ETag");
+        assert_eq!(res.bytes().await.unwrap().as_ref(), &replaced[..16]);
+    }
+
+    // Resized.
+    std::fs::write(&path, vec![b'C'; 50_000]).unwrap();
+    let res = get(None).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.bytes().await.unwrap().len(), 50_000);
+
+    // Deleted, asked for again and again: a 404 each time, and the rest of the site is up.
+    std::fs::remove_file(&path).unwrap();
+    for _ in 0..4 {
+        let res = get(Some("bytes=0-0")).await.unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    }
+    let other = client().get(srv.url("/hello.txt")).send().await.unwrap();
+    assert_eq!(other.status(), StatusCode::OK, "the breaker opened");
+    srv.stop().await;
+}

@@ -386,12 +386,24 @@ impl HotCache {
             .put_variant(key, etag, encoding, bytes);
     }
 
+    /// Drops the entry for `key` (a purge without its log line): the store's object is no
+    /// longer the one it holds.
+    pub fn forget(&self, key: &str) {
+        self.drop_entries(key, false);
+    }
+
     /// Drops the entry for `path_or_prefix` (or, with `prefix`, every entry whose key starts
     /// with it), cached not-founds included; returns how many. A leading `/` is ignored, so a
     /// URL path works as well as a key. Store requests in flight for those keys will not
     /// store their answers.
     pub fn purge(&self, path_or_prefix: &str, prefix: bool) -> usize {
         let target = path_or_prefix.trim_start_matches('/');
+        let removed = self.drop_entries(target, prefix);
+        tracing::info!(path = target, prefix, removed, "cache purge");
+        removed
+    }
+
+    fn drop_entries(&self, target: &str, prefix: bool) -> usize {
         let mut state = self.write_state();
         let mut removed = if prefix {
             state.lru.remove_prefix(target)
@@ -416,7 +428,6 @@ impl HotCache {
             }
         });
         drop(state);
-        tracing::info!(path = target, prefix, removed, "cache purge");
         removed
     }
 
