@@ -298,6 +298,21 @@ fn plain_response(status: StatusCode, text: &'static str, fields: HeaderMap) -> 
     res
 }
 
+/// Makes `res` the answer to a HEAD: the same fields, its length stated, no content (RFC 9110
+/// §9.3.2), for HTTP/2: hyper leaves the body out of an HTTP/1 answer to a HEAD, but sends
+/// it on HTTP/2. The object responses are built without one already; error answers (404,
+/// 412, ...) are not.
+pub fn without_content(res: &mut Response<Body>) {
+    use http_body::Body as _;
+    let Some(len) = res.body().size_hint().exact().filter(|&n| n > 0) else {
+        return;
+    };
+    res.headers_mut()
+        .entry(header::CONTENT_LENGTH)
+        .or_insert_with(|| HeaderValue::from(len));
+    *res.body_mut() = empty();
+}
+
 /// 405 with `Allow` (RFC 9110 §15.5.6).
 pub fn method_not_allowed() -> Response<Body> {
     let mut res = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n", None);

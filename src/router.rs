@@ -36,6 +36,10 @@ where
     if let Some(shared) = shared {
         *response.headers_mut() = shared.into_map();
     }
+    // Hyper leaves the content out of an HTTP/1 answer to a HEAD itself.
+    if req.method() == Method::HEAD && req.version() >= http::Version::HTTP_2 {
+        response::without_content(&mut response);
+    }
     response
 }
 

@@ -367,7 +367,11 @@ fn policy_explain_follows_the_servers_settings() {
         .current_dir(elsewhere.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("gives:"));
 
     // A second path would be taken as a source: refused rather than ignored.

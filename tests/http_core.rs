@@ -561,6 +561,46 @@ async fn http2_cleartext_is_served() {
     srv.stop().await;
 }
 
+/// RFC 9110 §9.3.2: a HEAD answer has no content, on HTTP/2 too, error answers included
+/// (hyper sends an error's body as DATA there, which clients take as a protocol error).
+#[tokio::test]
+async fn head_answers_carry_no_content_on_http2() {
+    let dir = local_fixtures();
+    let srv = start(args(dir.path()), None).await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (path, headers, status, len) in [
+        ("/missing.txt", vec![], 404, "10"),
+        ("/docs", vec![], 308, ""),
+        ("/hello.txt", vec![("if-match", "\"other\"")], 412, ""),
+        (
+            "/style.css",
+            vec![("accept-encoding", "identity;q=0")],
+            406,
+            "",
+        ),
+        ("/a%00b", vec![], 400, ""),
+        ("/hello.txt", vec![], 200, "13"),
+    ] {
+        let mut req = h2.head(srv.url(path));
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.version(), reqwest::Version::HTTP_2);
+        assert_eq!(res.status().as_u16(), status, "{path}");
+        if !len.is_empty() {
+            assert_eq!(h(&res, "content-length"), len, "{path}");
+        }
+        let body = res.bytes().await;
+        assert!(matches!(&body, Ok(b) if b.is_empty()), "{path}: {body:?}");
+    }
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn graceful_shutdown_lets_a_download_finish() {
     let dir = local_fixtures();
