@@ -145,7 +145,7 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>, arrived: &Arrival<'_>) 
             ));
         }
     };
-    let oreq = ObjectRequest::new(method, target, req.uri(), req.headers());
+    let oreq = ObjectRequest::new(method, target, req.uri(), req.headers(), req.version());
 
     let private = match app.access.check(&oreq) {
         crate::signing::Access::Public => false,
@@ -324,12 +324,14 @@ async fn serve(
     let chosen = if negotiable {
         // A Range request is served from stable bytes only (issue 3, point 11): when the object
         // is too big to hold a compressed variant, on-the-fly encodings are not offered for it.
+        // Nor to HTTP/1.0, where a stream of unknown length ends with the connection and a
+        // failed one would look complete: it gets identity with its length.
         let streamed_only = object.body.is_none();
-        let ranged = oreq.range.is_some();
+        let needs_length = oreq.range.is_some() || !oreq.open_length;
         let mut available = [Encoding::Identity; 4];
         let mut n = 0;
         for e in Encoding::COMPRESSED {
-            if object.sidecar(e).is_some() || (on_the_fly && !(ranged && streamed_only)) {
+            if object.sidecar(e).is_some() || (on_the_fly && !(needs_length && streamed_only)) {
                 available[n] = e;
                 n += 1;
             }

@@ -188,23 +188,38 @@ pub struct ObjectRequest {
     pub accept_encoding: AcceptEncoding,
     /// The Origin header, for CORS.
     pub origin: Option<HeaderValue>,
+    /// The response can carry a body of unknown length that the client tells from one cut
+    /// short: chunked (HTTP/1.1) or framed (HTTP/2). On HTTP/1.0 such a body ends with the
+    /// connection, so an aborted one looks complete (RFC 9112 §6.3).
+    pub open_length: bool,
 }
 
 impl ObjectRequest {
     /// Builds the request from its parts (method already checked).
-    pub fn new(method: ObjectMethod, target: MappedPath, uri: &Uri, headers: &HeaderMap) -> Self {
+    pub fn new(
+        method: ObjectMethod,
+        target: MappedPath,
+        uri: &Uri,
+        headers: &HeaderMap,
+        version: http::Version,
+    ) -> Self {
         ObjectRequest {
             method,
             target,
             query: uri.query().map(str::to_string),
             conditions: Conditions::from_headers(headers),
-            // Range is ignored on HEAD (RFC 9110 §14.2: only GET defines range handling).
+            // Range is ignored on HEAD (RFC 9110 §14.2: only GET defines range handling), and
+            // when sent twice (it is no list: two fields are an invalid one, RFC 9110 §5.3).
             range: match method {
-                ObjectMethod::Get => headers.get(http::header::RANGE).cloned(),
+                ObjectMethod::Get => {
+                    let mut all = headers.get_all(http::header::RANGE).iter();
+                    all.next().filter(|_| all.next().is_none()).cloned()
+                }
                 ObjectMethod::Head => None,
             },
             accept_encoding: AcceptEncoding::from_headers(headers),
             origin: headers.get(http::header::ORIGIN).cloned(),
+            open_length: version >= http::Version::HTTP_11,
         }
     }
 }

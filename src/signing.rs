@@ -151,7 +151,13 @@ mod tests {
     fn req(url: &str) -> ObjectRequest {
         let uri: http::Uri = url.parse().unwrap();
         let target = map_path(&uri, false).unwrap();
-        ObjectRequest::new(ObjectMethod::Get, target, &uri, &http::HeaderMap::new())
+        ObjectRequest::new(
+            ObjectMethod::Get,
+            target,
+            &uri,
+            &http::HeaderMap::new(),
+            http::Version::HTTP_11,
+        )
     }
 
     fn rules() -> AccessRules {
