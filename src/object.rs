@@ -357,6 +357,14 @@ impl Loader {
         let mut found = Vec::new();
         for (encoding, result) in futures::future::join_all(lookups).await {
             let Some(info) = result? else { continue };
+            if is_stale_sidecar(identity, &info) {
+                tracing::warn!(
+                    key,
+                    sidecar = info.location.as_ref(),
+                    "a precompressed sidecar older than its original is not served (regenerate it); the original is compressed as it is sent instead"
+                );
+                continue;
+            }
             let (own, body) = self.validators(&info, None).await?;
             let etag = ETag::derive(&[
                 identity_etag.opaque().as_bytes(),
@@ -374,6 +382,14 @@ impl Loader {
         }
         Ok(found)
     }
+}
+
+/// Whether `sidecar` (`style.css.br`) was last modified before its `original` (`style.css`),
+/// to the second: then it was made from an older version (the original was deployed and
+/// the sidecar not regenerated) and would send clients that accept its encoding old
+/// content. Such a sidecar is left out; the original is compressed as it is sent.
+pub fn is_stale_sidecar(original: &ObjectInfo, sidecar: &ObjectInfo) -> bool {
+    sidecar.last_modified < original.last_modified
 }
 
 /// SHA-256 of a body; large bodies are hashed on the blocking pool.

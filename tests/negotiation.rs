@@ -257,6 +257,63 @@ async fn precompressed_sidecars_are_served_with_ranges() {
     srv.stop().await;
 }
 
+/// A sidecar older than its original was made from an older version (the original was
+/// deployed, the sidecar not regenerated): it is left out, so gzip clients get the current
+/// content, and it stays left out at revalidation without the object being reloaded each time.
+#[tokio::test]
+async fn a_sidecar_older_than_its_original_is_not_served() {
+    let dir = local_fixtures();
+    let old = css_of(30_000);
+    let gz = cdn_origin::encoding::compress_bytes(
+        cdn_origin::encoding::Encoding::Gzip,
+        old.clone().into(),
+    )
+    .await
+    .unwrap();
+    let sidecar = dir.path().join("site.css.gz");
+    std::fs::write(&sidecar, &gz).unwrap();
+    let current = css_of(31_000);
+    std::fs::write(dir.path().join("site.css"), &current).unwrap();
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&sidecar)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let mut a = args(dir.path());
+    a.compress_min_size = Some("1GiB".parse().unwrap());
+    a.revalidate_after = Some(cdn_origin::config::Seconds(
+        std::time::Duration::from_millis(100),
+    ));
+    let srv = start(a, None).await;
+    let read_bytes = || {
+        srv.app
+            .metrics
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with("cdn_origin_store_read_bytes_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let mut loaded = None;
+    for _ in 0..4 {
+        let res = get(&srv, "/site.css", &[("accept-encoding", "gzip")]).await;
+        assert_eq!(h(&res, "content-encoding"), "");
+        assert_eq!(res.bytes().await.unwrap().as_ref(), current.as_slice());
+        // Revalidations (every 100 ms) find nothing new: no second read of the file.
+        let read = read_bytes();
+        assert!(read >= 31_000.0);
+        assert_eq!(
+            *loaded.get_or_insert(read),
+            read,
+            "reloaded at revalidation"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn large_objects_compress_as_a_stream_and_ranges_fall_back_to_identity() {
     let dir = local_fixtures();

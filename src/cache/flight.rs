@@ -182,6 +182,8 @@ impl HotCache {
             let before = old.sidecar(encoding).map(|s| &s.info);
             match (before, now?) {
                 (None, None) => {}
+                // Left out as stale when loaded, and still stale.
+                (None, Some(now)) if crate::object::is_stale_sidecar(&old.info, &now) => {}
                 (Some(before), Some(now)) if same_version(before, &now) => {}
                 _ => return Ok(false),
             }
