@@ -222,17 +222,29 @@ pub fn evaluate(c: &Conditions, method: &Method, v: &Validators<'_>) -> Precondi
 
 /// `If-Range` (§13.1.5): true when there is no `If-Range`, when it is a strong entity tag
 /// strongly equal to the current one, or when it is a date exactly equal to Last-Modified (whole
-/// seconds). Weak tags and unparseable values never allow the range. Consult it only when the
-/// request has a `Range` (§13.1.5: If-Range without Range is ignored).
+/// seconds) and that Last-Modified is strong ([`last_modified_is_strong`]). Weak tags and
+/// unparseable values never allow the range. Consult it only when the request has a `Range`
+/// (§13.1.5: If-Range without Range is ignored).
 pub fn range_allowed(c: &Conditions, v: &Validators<'_>) -> bool {
     match &c.if_range {
         None => true,
         Some(IfRange::ETag(tag)) => tag.strong_eq(v.etag),
-        Some(IfRange::Date(date)) => v
-            .last_modified
-            .is_some_and(|lm| whole_seconds(lm) == whole_seconds(*date)),
+        Some(IfRange::Date(date)) => v.last_modified.is_some_and(|lm| {
+            whole_seconds(lm) == whole_seconds(*date)
+                && last_modified_is_strong(lm, SystemTime::now())
+        }),
         Some(IfRange::Invalid) => false,
     }
+}
+
+/// §8.8.2.2: a Last-Modified is a strong validator only when the representation cannot have
+/// changed twice within its second. While that second lasts it may: two writes 100 ms apart
+/// share one date, and a range of the second under the first's date would splice two
+/// versions. Once the second is over, no later write can share its date; a client that was
+/// sent the date within its own second (`Date` equal to `Last-Modified`) must not use it in
+/// `If-Range` (§13.1.5, the client's side of the same rule).
+fn last_modified_is_strong(lm: SystemTime, now: SystemTime) -> bool {
+    whole_seconds(lm) < whole_seconds(now)
 }
 
 #[cfg(test)]
@@ -442,6 +454,7 @@ mod tests {
         let late = Some(t(LM) + Duration::from_millis(400));
         let tagged = |s: &str| Some(IfRange::ETag(tag(s)));
         let dated = |offset: i64| Some(IfRange::Date(at(offset)));
+        let now = SystemTime::now();
         #[rustfmt::skip]
         let cases = [
             ("no_if_range",                None,                   &strong, lm,   true),
@@ -455,6 +468,7 @@ mod tests {
             ("earlier_date",               dated(-1),              &strong, lm,   false),
             ("date_without_last_modified", dated(0),               &strong, None, false),
             ("invalid",                    Some(IfRange::Invalid), &strong, lm,   false),
+            ("date_of_this_second_is_weak", Some(IfRange::Date(now)), &strong, Some(now), false),
         ];
         for (name, if_range, etag, last_modified, want) in cases {
             let c = Conditions {
