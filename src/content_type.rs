@@ -24,7 +24,7 @@
 use http::HeaderValue;
 
 /// The corrected types, by lower-case extension.
-const CORRECTIONS: [(&str, &str); 8] = [
+const CORRECTIONS: [(&str, &str); 9] = [
     ("mjs", "text/javascript"),
     ("cjs", "text/javascript"),
     ("woff", "font/woff"),
@@ -33,6 +33,7 @@ const CORRECTIONS: [(&str, &str); 8] = [
     ("m4s", "video/iso.segment"),
     ("m3u8", "application/vnd.apple.mpegurl"),
     ("map", "application/json"),
+    ("m4a", "audio/mp4"),
 ];
 
 /// Content-Type and its essence for a key, by extension; `charset=utf-8` on text types and on

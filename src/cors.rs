@@ -46,7 +46,7 @@ pub enum TypePattern {
 impl TypePattern {
     /// Parses a lowercase pattern; `None` when it is no content type.
     pub fn parse(s: &str) -> Option<Self> {
-        if s == "*" {
+        if s == "*" || s == "*/*" {
             return Some(Self::Any);
         }
         let (top, sub) = s.split_once('/')?;
@@ -266,6 +266,7 @@ mod tests {
             Some(TypePattern::TopLevel("font/".into()))
         );
         assert!(TypePattern::parse("application/vnd.apple.mpegurl").is_some());
+        assert_eq!(TypePattern::parse("*/*"), Some(TypePattern::Any));
         for bad in [
             "font",
             "font/",

@@ -64,8 +64,14 @@ pub fn is_compressible(content_type: &str) -> bool {
         return !subtype.is_empty();
     }
     if has_suffix("+json") || has_suffix("+xml") {
-        // application/ld+json, application/rss+xml, image/svg+xml, ...
-        return is(kind, "application") || is(kind, "image");
+        // application/ld+json, application/rss+xml, image/svg+xml, model/gltf+json, ...
+        return is(kind, "application") || is(kind, "image") || is(kind, "model");
+    }
+    if is(kind, "image") {
+        // Icons and bitmaps are often stored uncompressed (as in h5bp's server configs).
+        return ["x-icon", "vnd.microsoft.icon", "bmp"]
+            .iter()
+            .any(|s| is(subtype, s));
     }
     if is(kind, "application") {
         return APPLICATION.iter().any(|s| is(subtype, s));
@@ -282,12 +288,14 @@ mod tests {
             ("application/vnd.ms-fontobject", true),
             ("application/vnd.apple.mpegurl", true),
             ("application/dash+xml", true),
+            ("model/gltf+json", true),
+            ("image/x-icon", true),
+            ("image/vnd.microsoft.icon", true),
             ("image/png", false),
             ("video/mp2t", false),
             ("video/iso.segment", false),
             ("image/jpeg", false),
             ("image/webp", false),
-            ("image/x-icon", false),
             ("video/mp4", false),
             ("audio/mpeg", false),
             ("font/woff", false),
