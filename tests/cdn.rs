@@ -205,6 +205,7 @@ http {{
     upstream origin {{ server {backend}; keepalive 8; }}
     server {{
         listen {addr};
+        location ~ ^/(metrics|health/detailed)$ {{ return 404; }}
         location / {{
             proxy_pass http://origin;
             proxy_http_version 1.1;
@@ -331,6 +332,11 @@ async fn repeats_and_ranges_from_one_origin_fetch(kind: Kind) {
     };
     let c = client();
     let css = css_of(40_000);
+    if matches!(kind, Kind::Nginx) {
+        // The documented configuration keeps the origin's own numbers off the public path.
+        let res = c.get(s.cache.url("/metrics")).send().await.unwrap();
+        assert_eq!(res.status(), 404);
+    }
 
     // A stylesheet: fetched once (gzip, which Varnish asks for and decodes for this client),
     // then answered from the cache, byte for byte.
