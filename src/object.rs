@@ -279,8 +279,16 @@ impl Loader {
             Encoding::COMPRESSED
                 .iter()
                 .map(|enc| {
-                    let tag = etag.with_suffix(enc.token());
-                    let tag = if streamed { tag.into_weak() } else { tag };
+                    // A stream's bytes are not a held variant's (another level, cut where
+                    // the store's chunks fall): a weak tag, and another opaque one, so that
+                    // a cache that freshens its stream copy with a 304 never takes on the
+                    // held variant's strong tag for it (RFC 9111 §4.3.4).
+                    let tag = if streamed {
+                        etag.with_suffix(&format!("{}-stream", enc.token()))
+                            .into_weak()
+                    } else {
+                        etag.with_suffix(enc.token())
+                    };
                     let value = tag.header_value();
                     (*enc, tag, value)
                 })
