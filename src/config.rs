@@ -247,7 +247,8 @@ pub enum Command {
     },
     /// Print a signed URL for a private object.
     Sign {
-        /// The URL path to sign, e.g. /private/report.pdf.
+        /// The URL path to sign, e.g. /private/report.pdf, as written in a URL or decoded: `%XX`
+        /// is read as an escape, so a file named `a%20b.pdf` is `/private/a%2520b.pdf`.
         path: String,
         /// How long the URL stays valid.
         #[arg(long, default_value = "1h")]
