@@ -161,6 +161,11 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>, arrived: &Arrival<'_>) 
     loop {
         let lookup = match app.cache.lookup_at(key, arrived.started).await {
             Ok(l) => l,
+            // The object changed between the load's HEAD and its read: load it again.
+            Err(e) if matches!(*e, StoreError::Changed { .. }) && !reloaded => {
+                reloaded = true;
+                continue;
+            }
             Err(e) => return Outcome::plain(store_failure(&e, key)),
         };
         let Some(object) = lookup.object.clone() else {
@@ -174,7 +179,7 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>, arrived: &Arrival<'_>) 
             // once; changing again at once is a 502, never a failure of the store.
             Err(_) if !reloaded => {
                 tracing::info!(key, "object changed in the store; reloading it");
-                app.cache.forget(key);
+                app.cache.forget(key, &object);
                 reloaded = true;
             }
             Err(changed) => return Outcome::plain(store_failure(&changed, key)),

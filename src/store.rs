@@ -695,10 +695,10 @@ fn outcome_of<T>(result: &Result<Option<T>, StoreError>) -> StoreOutcome {
 }
 
 fn error_outcome(e: &StoreError) -> StoreOutcome {
-    if e.is_timeout() {
-        StoreOutcome::Timeout
-    } else {
-        StoreOutcome::Error
+    match e {
+        StoreError::Timeout { .. } => StoreOutcome::Timeout,
+        StoreError::Changed { .. } => StoreOutcome::Changed,
+        _ => StoreOutcome::Error,
     }
 }
 

@@ -532,5 +532,39 @@ async fn a_file_changed_under_held_metadata_is_reloaded_not_a_store_failure() {
     }
     let other = client().get(srv.url("/hello.txt")).send().await.unwrap();
     assert_eq!(other.status(), StatusCode::OK, "the breaker opened");
+
+    // The store's side (the requests above reset the breaker's count with each reload's
+    // successful HEAD): reads of metadata that no longer holds are "changed", never failures,
+    // however many come in a row.
+    std::fs::write(&path, b"again").unwrap();
+    let stale = srv.app.stores.head("data.bin").await.unwrap().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&path, b"again").unwrap();
+    for _ in 0..3 {
+        let read = srv.app.stores.read(&stale, 0..5).await;
+        assert!(matches!(
+            read,
+            Err(cdn_origin::store::StoreError::Changed { .. })
+        ));
+    }
+    assert_eq!(
+        srv.app.stores.breakers()[0].state(),
+        cdn_origin::cache::BreakerState::Closed
+    );
+    // Counted as such (the three above, and one for each request that found a change).
+    let metrics = srv.app.metrics.encode();
+    let store_lines = || {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("cdn_origin_store_requests_total{"))
+    };
+    assert!(
+        store_lines().any(|l| l.contains("op=\"get\",outcome=\"changed\"} 6")),
+        "{metrics}"
+    );
+    assert!(
+        !store_lines().any(|l| l.contains("outcome=\"error\"")),
+        "{metrics}"
+    );
     srv.stop().await;
 }

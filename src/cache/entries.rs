@@ -189,6 +189,17 @@ impl ByteLru {
         }
     }
 
+    /// Drops the entry for `key` if it holds `object` (and not, say, a newer one another
+    /// request loaded since); true when it did.
+    pub fn remove_holding(&mut self, key: &str, object: &Arc<Object>) -> bool {
+        let holds = self
+            .map
+            .peek(key)
+            .and_then(|e| e.object.as_ref())
+            .is_some_and(|o| Arc::ptr_eq(o, object));
+        holds && self.remove(key)
+    }
+
     /// Drops the entry for `key` if it is a not-found; true when it was.
     pub fn remove_not_found(&mut self, key: &str) -> bool {
         if self.map.peek(key).is_some_and(|e| e.object.is_none()) {

@@ -386,10 +386,11 @@ impl HotCache {
             .put_variant(key, etag, encoding, bytes);
     }
 
-    /// Drops the entry for `key` (a purge without its log line): the store's object is no
-    /// longer the one it holds.
-    pub fn forget(&self, key: &str) {
-        self.drop_entries(key, false);
+    /// Drops the entry for `key` if it still holds `object`, which the store no longer has
+    /// (replaced, resized or deleted). An entry another request has loaded since stays, and
+    /// so does a load in flight: it started after the entry was found stale or missing.
+    pub fn forget(&self, key: &str, object: &Arc<Object>) {
+        self.write_state().lru.remove_holding(key, object);
     }
 
     /// Drops the entry for `path_or_prefix` (or, with `prefix`, every entry whose key starts
@@ -398,12 +399,6 @@ impl HotCache {
     /// store their answers.
     pub fn purge(&self, path_or_prefix: &str, prefix: bool) -> usize {
         let target = path_or_prefix.trim_start_matches('/');
-        let removed = self.drop_entries(target, prefix);
-        tracing::info!(path = target, prefix, removed, "cache purge");
-        removed
-    }
-
-    fn drop_entries(&self, target: &str, prefix: bool) -> usize {
         let mut state = self.write_state();
         let mut removed = if prefix {
             state.lru.remove_prefix(target)
@@ -428,6 +423,7 @@ impl HotCache {
             }
         });
         drop(state);
+        tracing::info!(path = target, prefix, removed, "cache purge");
         removed
     }
 

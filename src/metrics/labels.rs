@@ -215,8 +215,11 @@ pub enum StoreOutcome {
     Error,
     /// The call ran past its timeout.
     Timeout,
+    /// The object was not the one asked for any more (replaced, resized or deleted since it
+    /// was looked up): a normal answer during deploys, not an error.
+    Changed,
 }
-label_enum!(StoreOutcome { Ok => "ok", NotFound => "not_found", Error => "error", Timeout => "timeout" });
+label_enum!(StoreOutcome { Ok => "ok", NotFound => "not_found", Error => "error", Timeout => "timeout", Changed => "changed" });
 
 impl StoreOutcome {
     /// Whether the outcome counts towards the store error rate.
