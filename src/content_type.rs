@@ -20,6 +20,7 @@
 //! | `.m4s` | `application/octet-stream` | `video/iso.segment` (fMP4 segments of HLS and DASH) |
 //! | `.m3u8` | `audio/x-mpegurl` | `application/vnd.apple.mpegurl` (HLS playlists) |
 //! | `.map` | `text/plain` | `application/json` (source maps) |
+//! | `.m4a` | `audio/m4a` | `audio/mp4` (the registered type, RFC 4337) |
 
 use http::HeaderValue;
 
@@ -104,6 +105,8 @@ mod tests {
             ),
             ("dash/manifest.mpd", "application/dash+xml"),
             ("clip.mp4", "video/mp4"),
+            ("song.m4a", "audio/mp4"),
+            ("captions.vtt", "text/vtt; charset=utf-8"),
             ("m.wasm", "application/wasm"),
             ("photo.avif", "image/avif"),
             ("no-extension", "application/octet-stream"),

@@ -2,8 +2,9 @@
 //! cross-origin in CORS mode: fonts and media by default (`cors_types`), for the origins of
 //! the settings (`cors_origins`).
 //!
-//! - Every response for such a type, errors included (404, 406, 412, 416: a browser hides a
-//!   response without `Access-Control-Allow-Origin` from the page as a network error), gets
+//! - Every response for such a type, the errors about it included (403 for a bad signature,
+//!   404, 406, 412, 416: a browser hides a response without `Access-Control-Allow-Origin`
+//!   from the page as a network error; not the store's 5xx), gets
 //!   `Access-Control-Allow-Origin` (`*`, or the request's `Origin` when it is on the list)
 //!   and `Access-Control-Expose-Headers` for what a range reader needs (`Content-Range`,
 //!   `Accept-Ranges`, `ETag`); with a list, `Vary: Origin` on every such response, whether

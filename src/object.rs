@@ -392,13 +392,19 @@ impl Loader {
     }
 }
 
-/// Whether `sidecar` (`style.css.br`) was last modified before its `original` (`style.css`),
-/// to the second: then it was made from an older version (the original was deployed and
-/// the sidecar not regenerated) and would send clients that accept its encoding old
-/// content. Such a sidecar is left out; the original is compressed as it is sent.
+/// Whether `sidecar` (`style.css.br`) was last modified more than [`SIDECAR_SLACK`] before
+/// its `original` (`style.css`): then it was made from an older version (the original was
+/// deployed and the sidecar not regenerated) and would send clients that accept its
+/// encoding old content. Such a sidecar is left out; the original is compressed as it is
+/// sent. The slack is for copies and uploads that do not keep modification times and write
+/// the pair out of order (`cp -r`, parallel uploaders): seconds apart, where a forgotten
+/// sidecar is usually a deploy or more behind.
 pub fn is_stale_sidecar(original: &ObjectInfo, sidecar: &ObjectInfo) -> bool {
-    sidecar.last_modified < original.last_modified
+    sidecar.last_modified + SIDECAR_SLACK < original.last_modified
 }
+
+/// How much older than its original a sidecar may be and still be served.
+pub const SIDECAR_SLACK: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// SHA-256 of a body; large bodies are hashed on the blocking pool.
 async fn hash_bytes(bytes: Bytes) -> ETag {

@@ -152,7 +152,10 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>, arrived: &Arrival<'_>) 
         crate::signing::Access::SignedPrivate => true,
         crate::signing::Access::Hidden => return Outcome::plain(not_found(error_policy)),
         crate::signing::Access::Forbidden => {
-            return Outcome::plain(response::plain(StatusCode::FORBIDDEN, "forbidden\n", None));
+            let mut res = response::plain(StatusCode::FORBIDDEN, "forbidden\n", None);
+            // A player can tell an expired signature from a network error.
+            with_cors_by_name(app, &oreq, &mut res);
+            return Outcome::plain(res);
         }
     };
 
@@ -212,19 +215,25 @@ async fn missing(
         error_policy,
         lookup.cache_status_header(),
     );
-    // A font or a video that is not there: the page may read the 404 (CORS), by the type its
-    // name says.
-    if app.cors.is_on() {
-        let (_, mime) = crate::content_type::content_type_for(oreq.target.key());
-        let cors = app.cors.for_response(oreq.origin.as_ref(), &mime);
-        cors.write(res.headers_mut());
-        Vary {
-            accept_encoding: false,
-            origin: cors.varies,
-        }
-        .write(res.headers_mut());
-    }
+    // A font or a video that is not there: the page may read the 404.
+    with_cors_by_name(app, oreq, &mut res);
     res
+}
+
+/// CORS fields for an answer about an object we have no object for (404, 403), by the type
+/// its name says: a page may read why its font or video failed.
+fn with_cors_by_name(app: &App, oreq: &ObjectRequest, res: &mut Response<Body>) {
+    if !app.cors.is_on() {
+        return;
+    }
+    let (_, mime) = crate::content_type::content_type_for(oreq.target.key());
+    let cors = app.cors.for_response(oreq.origin.as_ref(), &mime);
+    cors.write(res.headers_mut());
+    Vary {
+        accept_encoding: false,
+        origin: cors.varies,
+    }
+    .write(res.headers_mut());
 }
 
 /// `OPTIONS` on an object path: 204 with `Allow`, and a CORS preflight's fields when it is

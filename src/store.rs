@@ -236,7 +236,12 @@ pub fn credentials_warning(spec: &StoreSpec) -> Option<String> {
     };
     let env = AmazonS3Builder::from_env();
     let set = |key: Key| env.get_config_value(&key).is_some();
-    let unsigned = env.get_config_value(&Key::SkipSignature).as_deref() == Some("true");
+    // As object_store reads a boolean: `true`, `1`, `yes`, `on`, `y`, any case.
+    let unsigned = env.get_config_value(&Key::SkipSignature).is_some_and(|v| {
+        ["true", "1", "yes", "on", "y"]
+            .iter()
+            .any(|t| v.eq_ignore_ascii_case(t))
+    });
     let named = unsigned
         || set(Key::AccessKeyId)
         || set(Key::SecretAccessKey)

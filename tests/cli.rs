@@ -281,6 +281,7 @@ fn check_config_warns_of_an_s3_source_without_credentials() {
             ("AWS_SECRET_ACCESS_KEY", "secret"),
         ][..],
         &[("AWS_SKIP_SIGNATURE", "true")],
+        &[("AWS_SKIP_SIGNATURE", "1")],
         &[(
             "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
             "/v2/credentials/x",

@@ -420,7 +420,8 @@ async fn cors_answers_allowed_origins_for_fonts_and_varies_on_origin() {
 #[tokio::test]
 async fn cors_preflights_errors_and_media_types() {
     let dir = local_fixtures();
-    std::fs::write(dir.path().join("video/clip.vtt"), b"WEBVTT\n\n").unwrap();
+    let cues = "00:00.000 --> 00:01.000\nA line of captions.\n\n".repeat(60);
+    std::fs::write(dir.path().join("video/clip.vtt"), format!("WEBVTT\n\n{cues}")).unwrap();
     std::fs::write(dir.path().join("video/clip.m3u8"), b"#EXTM3U\n").unwrap();
     let mut a = args(dir.path());
     a.cors_origins = vec!["https://app.example".into()];
@@ -498,10 +499,20 @@ async fn cors_preflights_errors_and_media_types() {
     let res = get(&srv, "/missing.css", &[app]).await;
     assert_eq!(h(&res, "access-control-allow-origin"), "");
     assert_eq!(h(&res, "vary"), "");
-    // A 406 has CORS and is not stored.
-    let res = get(&srv, "/style.css", &[("accept-encoding", "identity;q=0")]).await;
+    // A 406 (for a compressible CORS type: a text track) has CORS and is not stored.
+    let res = get(
+        &srv,
+        "/video/clip.vtt",
+        &[app, ("accept-encoding", "identity;q=0")],
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::NOT_ACCEPTABLE);
     assert_eq!(h(&res, "cache-control"), "no-store");
+    assert_eq!(
+        h(&res, "access-control-allow-origin"),
+        "https://app.example"
+    );
+    assert_eq!(h(&res, "vary"), "Accept-Encoding, Origin");
 
     // Text tracks and manifests are media.
     for path in ["/video/clip.vtt", "/video/clip.m3u8"] {

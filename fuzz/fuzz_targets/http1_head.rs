@@ -49,12 +49,8 @@ fn check(data: &[u8], max_head: usize) {
             return;
         }
         Parsed::Refused(Refusal::VersionNotSupported) => {
-            let line = data.split(|&b| b == b'\n').next().unwrap_or_default();
-            let version = line
-                .strip_suffix(b"\r")
-                .unwrap_or(line)
-                .splitn(3, |&b| b == b' ')
-                .nth(2);
+            let (_, line) = request_line(data);
+            let version = line.splitn(3, |&b| b == b' ').nth(2);
             assert!(
                 version.is_some_and(|v| v.len() == 8
                     && v.starts_with(b"HTTP/")
@@ -66,13 +62,13 @@ fn check(data: &[u8], max_head: usize) {
         Parsed::LaterMinor(at) => {
             // The driver writes `1` there and parses again: that must make progress.
             // The digit of the first line's version: `HTTP/1.` right after the target.
-            let line = data.split(|&b| b == b'\n').next().unwrap_or_default();
+            let (skipped, line) = request_line(data);
             let start = line
                 .splitn(3, |&b| b == b' ')
                 .take(2)
                 .map(|p| p.len() + 1)
                 .sum::<usize>();
-            assert_eq!(at, start + "HTTP/1.".len(), "{line:?}");
+            assert_eq!(at, skipped + start + "HTTP/1.".len(), "{line:?}");
             assert!(
                 data[..at].ends_with(b" HTTP/1.") && data[at].is_ascii_digit() && data[at] > b'1'
             );
@@ -139,4 +135,17 @@ fn check(data: &[u8], max_head: usize) {
     // Emptied for the next request, the request keeps none of these fields.
     head::clear(&mut req);
     assert!(req.headers().is_empty());
+}
+
+/// The request line (without its line end) and the empty lines' bytes before it.
+fn request_line(data: &[u8]) -> (usize, &[u8]) {
+    let skipped = data
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    let line = data[skipped..]
+        .split(|&b| b == b'\n')
+        .next()
+        .unwrap_or_default();
+    (skipped, line.strip_suffix(b"\r").unwrap_or(line))
 }

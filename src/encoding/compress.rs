@@ -29,9 +29,10 @@ const CACHED_LEVEL_GZIP: u32 = 6;
 const BROTLI_LGWIN: u32 = 22;
 
 /// Whether a media type is worth compressing: text and text-like structured formats (JSON,
-/// XML and their `+json`/`+xml` suffixes, JavaScript, SVG, wasm, TrueType/OpenType fonts).
-/// Never other images, video, audio, woff/woff2 fonts, PDF, archives or already compressed
-/// formats: their bytes are compressed already and a second pass only costs CPU.
+/// XML and their `+json`/`+xml` suffixes, JavaScript, SVG, glTF JSON, wasm, TrueType/OpenType
+/// fonts), icons and BMPs. Never other images, video, audio, woff/woff2 fonts, PDF, archives
+/// or already compressed formats: their bytes are compressed already and a second pass only
+/// costs CPU.
 /// Parameters (`; charset=utf-8`) and case are ignored.
 pub fn is_compressible(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or("").trim();

@@ -177,14 +177,19 @@ fn over_limit(buf: &[u8], max_head: usize) -> Parsed {
 /// well-formed `HTTP/x.y` other than 1.0 and 1.1 is a later minor version or another major
 /// one; anything else (and the HTTP/2 preface) is hyper's.
 fn other_version(buf: &[u8], max_head: usize) -> Parsed {
-    let Some(end) = buf.iter().position(|&b| b == b'\n') else {
+    // Empty lines before the request line are skipped, as httparse does (RFC 9112 §2.2).
+    let skipped = buf
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    let Some(end) = buf[skipped..].iter().position(|&b| b == b'\n') else {
         return if buf.len() < max_head {
             Parsed::Partial
         } else {
             over_limit(buf, max_head)
         };
     };
-    let line = &buf[..end];
+    let line = &buf[skipped..skipped + end];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line == b"PRI * HTTP/2.0" {
         return Parsed::Foreign;
@@ -205,7 +210,7 @@ fn other_version(buf: &[u8], max_head: usize) -> Parsed {
                     // Not what httparse refused (it reads these): the rewrite would loop.
                     return Parsed::Foreign;
                 }
-                Parsed::LaterMinor(method.len() + target.len() + 2 + "HTTP/1.".len())
+                Parsed::LaterMinor(skipped + method.len() + target.len() + 2 + "HTTP/1.".len())
             } else {
                 Parsed::Refused(Refusal::VersionNotSupported)
             }
@@ -439,6 +444,11 @@ mod tests {
             Parsed::LaterMinor(14)
         ));
         assert!(matches!(parse_all("GET /a HTTP/1.9").0, Parsed::Partial));
+        // After empty lines, which are skipped.
+        assert!(matches!(
+            parse_all("\r\n\nGET /a HTTP/1.9\r\n").0,
+            Parsed::LaterMinor(17)
+        ));
     }
 
     #[test]
