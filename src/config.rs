@@ -774,7 +774,11 @@ impl Settings {
             slow_store: pick!(slow_store, secs(1)).0,
             drain_timeout: pick!(drain_timeout, secs(10)).0,
             header_read_timeout: pick!(header_read_timeout, secs(10)).0,
-            idle_timeout: pick!(idle_timeout, secs(60)).0,
+            // Longer than the 60 s that proxies keep an idle upstream connection (nginx's
+            // upstream `keepalive_timeout`, Varnish's `backend_idle_timeout`), so that the CDN
+            // closes first and never sends a request on a connection we are closing. nginx's
+            // own default.
+            idle_timeout: pick!(idle_timeout, secs(75)).0,
             max_header_size: pick!(max_header_size, ByteSize(64 * 1024)).0 as usize,
             max_connections: pick!(max_connections, 10_000),
             event_loops: pick!(

@@ -569,14 +569,10 @@ async fn http2_cleartext_is_served() {
 #[tokio::test]
 async fn an_if_range_date_is_strong_once_a_minute_old() {
     let dir = local_fixtures();
-    let path = dir.path().join("data.bin");
-    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-    std::fs::File::options()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_modified(hour_ago)
-        .unwrap();
+    let hour_ago = backdate(
+        &dir.path().join("data.bin"),
+        std::time::Duration::from_secs(3600),
+    );
     let srv = start(args(dir.path()), None).await;
     let lm = h(&get(&srv, "/data.bin", &[]).await, "last-modified").to_string();
     assert_eq!(lm, httpdate::fmt_http_date(hour_ago));

@@ -274,13 +274,7 @@ async fn a_sidecar_older_than_its_original_is_not_served() {
     std::fs::write(&sidecar, &gz).unwrap();
     let current = css_of(31_000);
     std::fs::write(dir.path().join("site.css"), &current).unwrap();
-    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-    std::fs::File::options()
-        .write(true)
-        .open(&sidecar)
-        .unwrap()
-        .set_modified(hour_ago)
-        .unwrap();
+    backdate(&sidecar, std::time::Duration::from_secs(3600));
     let mut a = args(dir.path());
     a.compress_min_size = Some("1GiB".parse().unwrap());
     a.revalidate_after = Some(cdn_origin::config::Seconds(
@@ -421,7 +415,11 @@ async fn cors_answers_allowed_origins_for_fonts_and_varies_on_origin() {
 async fn cors_preflights_errors_and_media_types() {
     let dir = local_fixtures();
     let cues = "00:00.000 --> 00:01.000\nA line of captions.\n\n".repeat(60);
-    std::fs::write(dir.path().join("video/clip.vtt"), format!("WEBVTT\n\n{cues}")).unwrap();
+    std::fs::write(
+        dir.path().join("video/clip.vtt"),
+        format!("WEBVTT\n\n{cues}"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("video/clip.m3u8"), b"#EXTM3U\n").unwrap();
     let mut a = args(dir.path());
     a.cors_origins = vec!["https://app.example".into()];

@@ -203,6 +203,18 @@ pub fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// Sets the modification time of the file at `path` to `ago` before now; that time.
+pub fn backdate(path: &std::path::Path, ago: Duration) -> std::time::SystemTime {
+    let then = std::time::SystemTime::now() - ago;
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(then)
+        .unwrap();
+    then
+}
+
 /// Writes the fixtures into a fresh temporary folder.
 pub fn local_fixtures() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
