@@ -208,20 +208,23 @@ impl ObjectRequest {
             target,
             query: uri.query().map(str::to_string),
             conditions: Conditions::from_headers(headers),
-            // Range is ignored on HEAD (RFC 9110 §14.2: only GET defines range handling), and
-            // when sent twice (it is no list: two fields are an invalid one, RFC 9110 §5.3).
+            // Range is ignored on HEAD (RFC 9110 §14.2: only GET defines range handling).
             range: match method {
-                ObjectMethod::Get => {
-                    let mut all = headers.get_all(http::header::RANGE).iter();
-                    all.next().filter(|_| all.next().is_none()).cloned()
-                }
+                ObjectMethod::Get => single(headers, &http::header::RANGE),
                 ObjectMethod::Head => None,
             },
             accept_encoding: AcceptEncoding::from_headers(headers),
-            origin: headers.get(http::header::ORIGIN).cloned(),
+            origin: single(headers, &http::header::ORIGIN),
             open_length: version >= http::Version::HTTP_11,
         }
     }
+}
+
+/// The value of a field that is no list (`Range`, `Origin`): none when it was sent twice,
+/// since two such fields are one invalid field (RFC 9110 §5.3), which is ignored.
+fn single(headers: &HeaderMap, name: &http::HeaderName) -> Option<HeaderValue> {
+    let mut all = headers.get_all(name).iter();
+    all.next().filter(|_| all.next().is_none()).cloned()
 }
 
 #[cfg(test)]
@@ -230,6 +233,28 @@ mod tests {
 
     fn map(p: &str) -> Result<MappedPath, PathError> {
         map_path(&p.parse::<Uri>().unwrap(), false)
+    }
+
+    #[test]
+    fn range_and_origin_sent_twice_are_ignored() {
+        let uri: Uri = "/a.mp4".parse().unwrap();
+        let ask = |fields: &[(&'static str, &str)]| {
+            let mut h = HeaderMap::new();
+            for &(k, v) in fields {
+                h.append(k, HeaderValue::from_str(v).unwrap());
+            }
+            let target = map_path(&uri, false).unwrap();
+            ObjectRequest::new(ObjectMethod::Get, target, &uri, &h, http::Version::HTTP_11)
+        };
+        let once = ask(&[("range", "bytes=0-1"), ("origin", "https://a.example")]);
+        assert!(once.range.is_some() && once.origin.is_some());
+        let twice = ask(&[
+            ("range", "bytes=0-1"),
+            ("range", "bytes=2-3"),
+            ("origin", "https://a.example"),
+            ("origin", "https://b.example"),
+        ]);
+        assert!(twice.range.is_none() && twice.origin.is_none());
     }
 
     /// The rules of the module doc, written plainly (the decoding pass always, `str::split`,
