@@ -783,6 +783,20 @@ fn mtime_nanos(meta: &std::fs::Metadata) -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
+/// A local file that changed while its body was read (truncated, or rewritten in place):
+/// the stream ends with this error instead of its last bytes, and the read counts as
+/// `changed`, not as a store failure.
+#[derive(Debug)]
+struct FileChanged;
+
+impl std::fmt::Display for FileChanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the file changed while it was read")
+    }
+}
+
+impl std::error::Error for FileChanged {}
+
 async fn local_head(
     root: PathBuf,
     i: usize,
@@ -858,6 +872,7 @@ async fn local_read(
                 return Ok(None);
             }
             let want = (range.end - range.start).min(LOCAL_CHUNK as u64) as usize;
+            let last = want as u64 == range.end - range.start;
             let offset = range.start;
             let chunk = tokio::task::spawn_blocking(move || -> io::Result<Bytes> {
                 let mut buf = BytesMut::zeroed(want);
@@ -865,11 +880,20 @@ async fn local_read(
                 while filled < want {
                     let n = file.read_at(&mut buf[filled..], offset + filled as u64)?;
                     if n == 0 {
-                        break; // truncated: exact_length reports it
+                        // Truncated while it was read.
+                        return Err(io::Error::other(FileChanged));
                     }
                     filled += n;
                 }
-                buf.truncate(filled);
+                // Rewritten in place while it was read (same size): the bytes sent may mix
+                // two versions under the old ETag, so the body must not end as if whole.
+                // Checked before the last chunk goes out, so the client sees a cut body.
+                if last {
+                    let meta = file.metadata()?;
+                    if meta.len() != size || self::mtime_nanos(&meta) != mtime_nanos {
+                        return Err(io::Error::other(FileChanged));
+                    }
+                }
                 Ok(buf.freeze())
             })
             .await
@@ -902,13 +926,8 @@ fn exact_length(inner: BodyStream, expected: u64, metrics: Option<Meter>) -> Bod
             if done {
                 return None;
             }
-            let finish = |seen: u64, ok: bool| {
+            let finish = |seen: u64, outcome: StoreOutcome| {
                 if let Some(m) = &metrics {
-                    let outcome = if ok {
-                        StoreOutcome::Ok
-                    } else {
-                        StoreOutcome::Error
-                    };
                     m.metrics.record_store(
                         &m.store,
                         StoreOp::Get,
@@ -928,11 +947,19 @@ fn exact_length(inner: BodyStream, expected: u64, metrics: Option<Meter>) -> Bod
                     Some((Ok(chunk), (inner, seen, false)))
                 }
                 Some(Err(e)) => {
-                    finish(seen, false);
+                    let changed = e.get_ref().is_some_and(|i| i.is::<FileChanged>());
+                    finish(
+                        seen,
+                        if changed {
+                            StoreOutcome::Changed
+                        } else {
+                            StoreOutcome::Error
+                        },
+                    );
                     Some((Err(e), (inner, seen, true)))
                 }
                 None if seen < expected => {
-                    finish(seen, false);
+                    finish(seen, StoreOutcome::Error);
                     let e = io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         format!("store body ended after {seen} of {expected} bytes"),
@@ -940,7 +967,7 @@ fn exact_length(inner: BodyStream, expected: u64, metrics: Option<Meter>) -> Bod
                     Some((Err(e), (inner, seen, true)))
                 }
                 None => {
-                    finish(seen, true);
+                    finish(seen, StoreOutcome::Ok);
                     None
                 }
             }
@@ -993,6 +1020,45 @@ mod tests {
         assert_eq!(
             out[1].as_ref().unwrap_err().kind(),
             io::ErrorKind::UnexpectedEof
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_rewritten_in_place_while_read_ends_the_body_cut_short() {
+        let root = tempfile::tempdir().unwrap();
+        let root_path = std::fs::canonicalize(root.path()).unwrap();
+        let size = 3 * LOCAL_CHUNK;
+        std::fs::write(root_path.join("big.bin"), vec![b'a'; size]).unwrap();
+        let location = Path::parse("big.bin").unwrap();
+        let info = local_head(root_path.clone(), 0, location, "t", None)
+            .await
+            .unwrap()
+            .unwrap();
+        let read = |info: ObjectInfo| {
+            let root = root_path.clone();
+            async move {
+                let stream = local_read(&root, &info, 0..info.size, "t", None)
+                    .await
+                    .unwrap();
+                exact_length(stream, info.size, None)
+            }
+        };
+        // Unchanged: every byte.
+        let whole: Vec<_> = read(info.clone()).await.collect().await;
+        assert!(whole.iter().all(Result::is_ok));
+        // The same size written over it after the first chunk went out: the body ends with
+        // an error before its last chunk, so no client or cache takes it for a whole one.
+        let mut stream = read(info.clone()).await;
+        let first = stream.next().await.unwrap().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(root_path.join("big.bin"), vec![b'b'; size]).unwrap();
+        let rest: Vec<_> = stream.collect().await;
+        let sent = first.len() + rest.iter().flatten().map(Bytes::len).sum::<usize>();
+        assert!(sent < size, "{sent} of {size} bytes sent");
+        let err = rest.iter().find_map(|r| r.as_ref().err()).unwrap();
+        assert!(
+            err.get_ref().is_some_and(|i| i.is::<FileChanged>()),
+            "{err}"
         );
     }
 
