@@ -222,7 +222,7 @@ pub fn evaluate(c: &Conditions, method: &Method, v: &Validators<'_>) -> Precondi
 
 /// `If-Range` (§13.1.5): true when there is no `If-Range`, when it is a strong entity tag
 /// strongly equal to the current one, or when it is a date exactly equal to Last-Modified (whole
-/// seconds) and that Last-Modified is strong ([`last_modified_is_strong`]). Weak tags and
+/// seconds) and that Last-Modified is strong (a minute old, RFC 9110 §8.8.2.2). Weak tags and
 /// unparseable values never allow the range. Consult it only when the request has a `Range`
 /// (§13.1.5: If-Range without Range is ignored).
 pub fn range_allowed(c: &Conditions, v: &Validators<'_>) -> bool {
