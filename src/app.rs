@@ -29,7 +29,7 @@ pub struct App {
     pub cache: Arc<HotCache>,
     /// Cache policies (reloadable).
     pub policies: Arc<PolicyHandle>,
-    /// Private prefix, signatures and CORS.
+    /// Private prefix and signatures.
     pub access: AccessRules,
     /// CORS for fonts and media.
     pub cors: crate::cors::CorsRules,
@@ -181,12 +181,10 @@ impl App {
                     && key
                         .split('/')
                         .all(|seg| !seg.starts_with('.') || dotfiles || seg == ".well-known");
-                let private = self
-                    .settings
-                    .private_prefix
-                    .as_deref()
-                    .is_some_and(|p| key.starts_with(p));
-                if !servable || private || meta.size > self.settings.cache_max_object {
+                if !servable
+                    || self.access.is_private(&key)
+                    || meta.size > self.settings.cache_max_object
+                {
                     skipped += 1;
                     continue;
                 }

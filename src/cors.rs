@@ -133,15 +133,25 @@ impl CorsRules {
         }
     }
 
-    /// The fields of a 204 answering `OPTIONS` for an object of type `mime`: a preflight's,
-    /// when `headers` make the request one (`Origin` and `Access-Control-Request-Method`) and
-    /// the type takes CORS; `Vary: Origin` with a list. Empty when it is no preflight here.
-    pub fn preflight(&self, headers: &HeaderMap, mime: &str) -> HeaderMap {
+    /// The answer for a response about `key` with no object at hand (a 404, a 403, a
+    /// preflight): its type is the one its name says, as the server would send it.
+    pub fn for_key(&self, origin: Option<&HeaderValue>, key: &str) -> Cors {
+        if !self.is_on() {
+            return Cors::default();
+        }
+        let (_, mime) = crate::content_type::content_type_for(key);
+        self.for_response(origin, &mime)
+    }
+
+    /// The fields of a 204 answering `OPTIONS` for `key`: a preflight's, when `headers` make
+    /// the request one (`Origin` and `Access-Control-Request-Method`) and the key's type takes
+    /// CORS; `Vary: Origin` with a list. Empty when it is no preflight here.
+    pub fn preflight(&self, headers: &HeaderMap, key: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         if !headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
             return h;
         }
-        let cors = self.for_response(headers.get(header::ORIGIN), mime);
+        let cors = self.for_key(headers.get(header::ORIGIN), key);
         if cors.varies {
             h.insert(header::VARY, HeaderValue::from_static("Origin"));
         }
@@ -230,12 +240,12 @@ mod tests {
             HeaderValue::from_static("https://app.example"),
         );
         // Not a preflight without the requested method.
-        assert!(rules.preflight(&req, "video/mp4").is_empty());
+        assert!(rules.preflight(&req, "video/clip.mp4").is_empty());
         req.insert(
             header::ACCESS_CONTROL_REQUEST_METHOD,
             HeaderValue::from_static("GET"),
         );
-        let h = rules.preflight(&req, "video/mp4");
+        let h = rules.preflight(&req, "video/clip.mp4");
         assert_eq!(
             h[header::ACCESS_CONTROL_ALLOW_ORIGIN],
             "https://app.example"
@@ -249,12 +259,12 @@ mod tests {
         );
         assert_eq!(h[header::VARY], "Origin");
         // Another type, or another origin: no permission (the latter still varies).
-        assert!(rules.preflight(&req, "text/css").is_empty());
+        assert!(rules.preflight(&req, "style.css").is_empty());
         req.insert(
             header::ORIGIN,
             HeaderValue::from_static("https://evil.example"),
         );
-        let h = rules.preflight(&req, "video/mp4");
+        let h = rules.preflight(&req, "video/clip.mp4");
         assert!(!h.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
         assert_eq!(h[header::VARY], "Origin");
     }

@@ -117,11 +117,11 @@ fn check_host(version: Version, uri: &http::Uri, fields: &HeaderMap) -> Result<(
 /// Whether `host` names `authority`: the same text but for case, and for the scheme's default
 /// port written on one side only (`example.com` and `example.com:443` are one server).
 fn same_authority(authority: &Authority, host: &[u8], default_port: &str) -> bool {
-    let strip = |s: &[u8]| -> Vec<u8> {
-        let s = s.strip_suffix(default_port.as_bytes()).unwrap_or(s);
-        s.to_ascii_lowercase()
-    };
-    strip(authority.as_str().as_bytes()) == strip(host)
+    let port = default_port.as_bytes();
+    let authority = authority.as_str().as_bytes();
+    let authority = authority.strip_suffix(port).unwrap_or(authority);
+    let host = host.strip_suffix(port).unwrap_or(host);
+    authority.eq_ignore_ascii_case(host)
 }
 
 /// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2), or empty: a bracketed IP literal or a

@@ -223,11 +223,7 @@ async fn missing(
 /// CORS fields for an answer about an object we have no object for (404, 403), by the type
 /// its name says: a page may read why its font or video failed.
 fn with_cors_by_name(app: &App, oreq: &ObjectRequest, res: &mut Response<Body>) {
-    if !app.cors.is_on() {
-        return;
-    }
-    let (_, mime) = crate::content_type::content_type_for(oreq.target.key());
-    let cors = app.cors.for_response(oreq.origin.as_ref(), &mime);
+    let cors = app.cors.for_key(oreq.origin.as_ref(), oreq.target.key());
     cors.write(res.headers_mut());
     Vary {
         accept_encoding: false,
@@ -243,9 +239,8 @@ fn options<B>(app: &App, req: &Request<B>) -> Response<Body> {
     if app.cors.is_on()
         && let Ok(target) = map_path(req.uri(), app.settings.serve_dotfiles)
     {
-        let (_, mime) = crate::content_type::content_type_for(target.key());
         res.headers_mut()
-            .extend(app.cors.preflight(req.headers(), &mime));
+            .extend(app.cors.preflight(req.headers(), target.key()));
     }
     res
 }
@@ -335,6 +330,12 @@ async fn serve(
         accept_encoding: negotiable,
         origin: cors.varies,
     };
+    // An error about this object (406, 412, 416) varies as its 200 does, and a page may read
+    // it as it may read the 200.
+    let as_its_200 = |h: &mut http::HeaderMap| {
+        vary.write(h);
+        cors.write(h);
+    };
     let chosen = if negotiable {
         // A Range request is served from stable bytes only (issue 3, point 11): when the object
         // is too big to hold a compressed variant, on-the-fly encodings are not offered for it.
@@ -365,8 +366,7 @@ async fn serve(
     else {
         // `no-store`, as a 412: it answers this request's `Accept-Encoding` only.
         let mut res = response::plain(StatusCode::NOT_ACCEPTABLE, "no acceptable encoding\n", None);
-        vary.write(res.headers_mut());
-        cors.write(res.headers_mut());
+        as_its_200(res.headers_mut());
         outcome.response = res;
         return Ok(outcome);
     };
@@ -439,8 +439,7 @@ async fn serve(
             );
             res.headers_mut()
                 .insert(header::ETAG, rep.etag_value.clone());
-            vary.write(res.headers_mut());
-            cors.write(res.headers_mut());
+            as_its_200(res.headers_mut());
             outcome.response = res;
             return Ok(outcome);
         }
@@ -515,8 +514,7 @@ async fn serve(
             );
             r.headers_mut()
                 .insert(header::CONTENT_RANGE, range::unsatisfied_content_range(len));
-            vary.write(r.headers_mut());
-            cors.write(r.headers_mut());
+            as_its_200(r.headers_mut());
             r.headers_mut().insert(header::ETAG, rep.etag_value.clone());
             outcome.response = r;
             return Ok(outcome);

@@ -783,6 +783,12 @@ fn mtime_nanos(meta: &std::fs::Metadata) -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
+/// Whether a local file's metadata still describes the version a lookup saw: the same size
+/// and modification time (the derived ETag's inputs).
+fn is_same_file(meta: &std::fs::Metadata, size: u64, mtime: u128) -> bool {
+    meta.len() == size && mtime_nanos(meta) == mtime
+}
+
 /// A local file that changed while its body was read (truncated, or rewritten in place):
 /// the stream ends with this error instead of its last bytes, and the read counts as
 /// `changed`, not as a store failure.
@@ -854,7 +860,7 @@ async fn local_read(
             Err(e) => return Err(e),
         };
         let meta = file.metadata()?;
-        Ok((meta.len() == size && self::mtime_nanos(&meta) == mtime_nanos).then_some(file))
+        Ok(is_same_file(&meta, size, mtime_nanos).then_some(file))
     })
     .await
     .map_err(|e| io_to_store(name, io::Error::other(e)))?
@@ -888,11 +894,8 @@ async fn local_read(
                 // Rewritten in place while it was read (same size): the bytes sent may mix
                 // two versions under the old ETag, so the body must not end as if whole.
                 // Checked before the last chunk goes out, so the client sees a cut body.
-                if last {
-                    let meta = file.metadata()?;
-                    if meta.len() != size || self::mtime_nanos(&meta) != mtime_nanos {
-                        return Err(io::Error::other(FileChanged));
-                    }
+                if last && !is_same_file(&file.metadata()?, size, mtime_nanos) {
+                    return Err(io::Error::other(FileChanged));
                 }
                 Ok(buf.freeze())
             })
