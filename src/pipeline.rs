@@ -169,7 +169,7 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>, arrived: &Arrival<'_>) 
                 reloaded = true;
                 continue;
             }
-            Err(e) => return Outcome::plain(store_failure(&e, key)),
+            Err(e) => return Outcome::plain(store_failure_by_name(app, &oreq, &e)),
         };
         let Some(object) = lookup.object.clone() else {
             let res = missing(app, &oreq, &lookup, req.uri(), error_policy).await;
@@ -185,7 +185,7 @@ pub async fn handle<B>(app: &Arc<App>, req: &Request<B>, arrived: &Arrival<'_>) 
                 app.cache.forget(key, &object);
                 reloaded = true;
             }
-            Err(changed) => return Outcome::plain(store_failure(&changed, key)),
+            Err(changed) => return Outcome::plain(store_failure_by_name(app, &oreq, &changed)),
         }
     }
 }
@@ -292,6 +292,14 @@ fn store_failure(e: &StoreError, key: &str) -> Response<Body> {
     }
 }
 
+/// [`store_failure`] for a request whose object was not found yet, with the CORS fields its
+/// type by name takes, so that a page can tell a failing store from a network error.
+fn store_failure_by_name(app: &App, oreq: &ObjectRequest, e: &StoreError) -> Response<Body> {
+    let mut res = store_failure(e, oreq.target.key());
+    with_cors_by_name(app, oreq, &mut res);
+    res
+}
+
 /// Steps 3-7 for a found object. `Err` only for [`StoreError::Changed`]: the store no longer
 /// holds the object the lookup found, and no response was started.
 async fn serve(
@@ -330,8 +338,8 @@ async fn serve(
         accept_encoding: negotiable,
         origin: cors.varies,
     };
-    // An error about this object (406, 412, 416) varies as its 200 does, and a page may read
-    // it as it may read the 200.
+    // An error about this object (406, 412, 416, a failed read) varies as its 200 does, and a
+    // page may read it as it may read the 200.
     let as_its_200 = |h: &mut http::HeaderMap| {
         vary.write(h);
         cors.write(h);
@@ -375,6 +383,7 @@ async fn serve(
         Err(e @ StoreError::Changed { .. }) => return Err(e),
         Err(e) => {
             outcome.response = store_failure(&e, &object.key);
+            as_its_200(outcome.response.headers_mut());
             return Ok(outcome);
         }
     };
@@ -527,7 +536,10 @@ async fn serve(
             outcome.shared = shared_fields;
         }
         Err(e @ StoreError::Changed { .. }) => return Err(e),
-        Err(e) => outcome.response = store_failure(&e, &object.key),
+        Err(e) => {
+            outcome.response = store_failure(&e, &object.key);
+            as_its_200(outcome.response.headers_mut());
+        }
     }
     Ok(outcome)
 }

@@ -568,3 +568,61 @@ async fn a_file_changed_under_held_metadata_is_reloaded_not_a_store_failure() {
     );
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_store_failure_for_a_cors_type_carries_cors_so_a_page_can_read_it() {
+    let (srv, store, _dir) = counting_server(|a| {
+        a.cors_origins = vec!["https://app.example".into()];
+        a.cache_max_object = Some("64KiB".parse().unwrap());
+        a.breaker_failures = Some(2);
+        a.negative_ttl = secs(0.0);
+    })
+    .await;
+    let app = [("origin", "https://app.example")];
+    let get = |path: &str| {
+        let mut req = client().get(srv.url(path));
+        for (k, v) in app {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    // Held as metadata only (over cache_max_object): the second request reads the store
+    // after the lookup found the object, and that read fails.
+    store
+        .put_bytes("fonts/big.woff2", bytes_of(200_000, 7))
+        .await
+        .unwrap();
+    assert_eq!(
+        get("/fonts/big.woff2").await.unwrap().status(),
+        StatusCode::OK
+    );
+    store.fail_next(1);
+    let res = get("/fonts/big.woff2").await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        h(&res, "access-control-allow-origin"),
+        "https://app.example"
+    );
+    assert_eq!(h(&res, "cache-control"), "no-store");
+
+    // A failure before anything was found, then the open breaker's 503: CORS by the name.
+    store.set_failing(true);
+    let res = get("/fonts/other.woff2").await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        h(&res, "access-control-allow-origin"),
+        "https://app.example"
+    );
+    assert_eq!(h(&res, "vary"), "Origin");
+    let res = get("/video/clip.mp4").await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        h(&res, "access-control-allow-origin"),
+        "https://app.example"
+    );
+    // A type without CORS gets none.
+    let res = get("/style.css").await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(h(&res, "access-control-allow-origin"), "");
+    srv.stop().await;
+}
