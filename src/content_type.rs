@@ -1,5 +1,14 @@
 //! Content-Type by a key's extension: `mime_guess`, corrected where its first guess is not what
-//! browsers and players expect of a web asset, with `charset=utf-8` on text.
+//! browsers and players expect of a web asset, with `charset=utf-8` on text whose bytes are
+//! UTF-8.
+//!
+//! The charset is a claim about the bytes, and it overrides what a document says of itself
+//! (HTML's `<meta charset>`, an XML declaration's `encoding`): a legacy page in windows-1252
+//! sent as `charset=utf-8` is shown garbled. So a text object whose bytes were read (every one
+//! up to `etag_hash_limit`, which are hashed) gets `charset=utf-8` only when they are valid
+//! UTF-8 (ASCII is), and no charset otherwise, which leaves the document's own declaration or
+//! the browser's sniffing to decide. One too big to hash is not read before its head is sent,
+//! and keeps `charset=utf-8`, the encoding of the web's text.
 //!
 //! Every response carries `X-Content-Type-Options: nosniff`, so the type is what a browser
 //! goes by: a module script sent as anything but a JavaScript type is refused, and an HLS
@@ -37,33 +46,57 @@ const CORRECTIONS: [(&str, &str); 9] = [
     ("m4a", "audio/mp4"),
 ];
 
-/// Content-Type and its essence for a key, by extension; `charset=utf-8` on text types and on
-/// JavaScript/JSON/XML/SVG; `application/octet-stream` when unknown.
-pub fn content_type_for(key: &str) -> (HeaderValue, String) {
-    let name = key.rsplit('/').next().unwrap_or(key);
-    let corrected = name.rsplit_once('.').and_then(|(_, ext)| {
-        CORRECTIONS
-            .iter()
-            .find(|(e, _)| e.eq_ignore_ascii_case(ext))
-            .map(|(_, m)| *m)
-    });
-    let mime = match corrected {
-        Some(m) => m
-            .parse()
-            .unwrap_or(mime_guess::mime::APPLICATION_OCTET_STREAM),
-        None => mime_guess::from_path(key).first_or_octet_stream(),
-    };
-    let essence = mime.essence_str().to_string();
-    let texty = mime.type_() == mime_guess::mime::TEXT
+/// What is known of an object's bytes, for its charset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextBytes {
+    /// Read and valid UTF-8 (or not text at all).
+    Utf8,
+    /// Read, and not valid UTF-8: a legacy encoding, UTF-16, or binary under a text name.
+    NotUtf8,
+    /// Not read (too big to hash): taken as UTF-8.
+    Unread,
+}
+
+impl TextBytes {
+    /// Checks `bytes` (only worth it for a text type, see [`is_text`]).
+    pub fn check(bytes: &[u8]) -> TextBytes {
+        if std::str::from_utf8(bytes).is_ok() {
+            TextBytes::Utf8
+        } else {
+            TextBytes::NotUtf8
+        }
+    }
+}
+
+/// The essence (`text/css`, no parameters) of the type a key's name says.
+pub fn essence_for(key: &str) -> String {
+    guess(key).essence_str().to_string()
+}
+
+/// Whether a type's essence is text that takes a charset: `text/*`, and JavaScript, JSON, XML,
+/// SVG and HLS playlists.
+pub fn is_text(essence: &str) -> bool {
+    essence.starts_with("text/")
         || matches!(
-            essence.as_str(),
+            essence,
             "application/javascript"
                 | "application/json"
                 | "application/xml"
                 | "image/svg+xml"
                 | "application/vnd.apple.mpegurl"
-        );
-    let value = if texty && mime.get_param("charset").is_none() {
+        )
+}
+
+/// Content-Type and its essence for a key, by extension; `charset=utf-8` on text types (see
+/// [`is_text`]) unless `bytes` were found not to be UTF-8; `application/octet-stream` when
+/// unknown.
+pub fn content_type_for(key: &str, bytes: TextBytes) -> (HeaderValue, String) {
+    let mime = guess(key);
+    let essence = mime.essence_str().to_string();
+    let value = if is_text(&essence)
+        && bytes != TextBytes::NotUtf8
+        && mime.get_param("charset").is_none()
+    {
         format!("{essence}; charset=utf-8")
     } else {
         mime.to_string()
@@ -73,12 +106,33 @@ pub fn content_type_for(key: &str) -> (HeaderValue, String) {
     (header, essence)
 }
 
+/// The type by a key's extension, corrected (see the module docs).
+fn guess(key: &str) -> mime_guess::Mime {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let corrected = name.rsplit_once('.').and_then(|(_, ext)| {
+        CORRECTIONS
+            .iter()
+            .find(|(e, _)| e.eq_ignore_ascii_case(ext))
+            .map(|(_, m)| *m)
+    });
+    match corrected {
+        Some(m) => m
+            .parse()
+            .unwrap_or(mime_guess::mime::APPLICATION_OCTET_STREAM),
+        None => mime_guess::from_path(key).first_or_octet_stream(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn sent(key: &str) -> String {
-        content_type_for(key).0.to_str().unwrap().to_owned()
+        content_type_for(key, TextBytes::Utf8)
+            .0
+            .to_str()
+            .unwrap()
+            .to_owned()
     }
 
     #[test]
@@ -119,7 +173,21 @@ mod tests {
 
     #[test]
     fn the_essence_has_no_parameters() {
-        assert_eq!(content_type_for("a.css").1, "text/css");
-        assert_eq!(content_type_for("a.woff").1, "font/woff");
+        assert_eq!(content_type_for("a.css", TextBytes::Utf8).1, "text/css");
+        assert_eq!(essence_for("a.woff"), "font/woff");
+    }
+
+    #[test]
+    fn the_charset_is_said_only_of_bytes_that_are_utf8() {
+        let latin1 = b"<meta charset=windows-1252><p>caf\xe9</p>";
+        assert_eq!(TextBytes::check(latin1), TextBytes::NotUtf8);
+        assert_eq!(TextBytes::check("<p>café</p>".as_bytes()), TextBytes::Utf8);
+        let (value, _) = content_type_for("old.html", TextBytes::check(latin1));
+        assert_eq!(value, "text/html");
+        let (value, _) = content_type_for("big.csv", TextBytes::Unread);
+        assert_eq!(value, "text/csv; charset=utf-8");
+        // Not text: never a charset, whatever the bytes.
+        let (value, _) = content_type_for("a.png", TextBytes::NotUtf8);
+        assert_eq!(value, "image/png");
     }
 }

@@ -139,8 +139,7 @@ impl CorsRules {
         if !self.is_on() {
             return Cors::default();
         }
-        let (_, mime) = crate::content_type::content_type_for(key);
-        self.for_response(origin, &mime)
+        self.for_response(origin, &crate::content_type::essence_for(key))
     }
 
     /// The fields of a 204 answering `OPTIONS` for `key`: a preflight's, when `headers` make

@@ -198,7 +198,7 @@ fn explain(path: &str, args: &ServeArgs) -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    let (_, mime) = cdn_origin::content_type::content_type_for(mapped.key());
+    let mime = cdn_origin::content_type::essence_for(mapped.key());
     if mapped.key() != mapped.path().trim_start_matches('/') {
         println!("serves the key {:?}", mapped.key());
     }

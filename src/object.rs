@@ -24,7 +24,7 @@ use lru::LruCache;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
-use crate::content_type::content_type_for;
+use crate::content_type::{TextBytes, content_type_for, essence_for, is_text};
 use crate::encoding::Encoding;
 use crate::etag::ETag;
 use crate::policy::{Policy, PolicyChoice, PolicySet};
@@ -195,7 +195,7 @@ pub struct Loader {
     stores: Arc<Stores>,
     hash_limit: u64,
     keep_body_limit: u64,
-    memo: Mutex<LruCache<MemoKey, ETag>>,
+    memo: Mutex<LruCache<MemoKey, Checked>>,
     arena: Option<Arc<BodyArena>>,
 }
 
@@ -261,8 +261,9 @@ impl Loader {
         info: ObjectInfo,
         fetched: Option<Bytes>,
     ) -> Result<Object, StoreError> {
-        let (content_type, mime) = content_type_for(key);
-        let (etag, body) = self.validators(&info, fetched).await?;
+        let text = is_text(&essence_for(key));
+        let (Checked { etag, text: bytes }, body) = self.validators(&info, fetched, text).await?;
+        let (content_type, mime) = content_type_for(key, bytes);
         let compressible = crate::encoding::is_compressible(&mime);
         let sidecars = if compressible {
             self.sidecars(key, &info, &etag).await?
@@ -317,34 +318,40 @@ impl Loader {
         })
     }
 
-    /// The ETag of `info`, and its body when it is small enough to keep.
+    /// The ETag of `info` and what its bytes are (checked for UTF-8 when `text`), and its body
+    /// when it is small enough to keep.
     async fn validators(
         &self,
         info: &ObjectInfo,
         fetched: Option<Bytes>,
-    ) -> Result<(ETag, Option<Bytes>), StoreError> {
+        text: bool,
+    ) -> Result<(Checked, Option<Bytes>), StoreError> {
         let memo_key = MemoKey::of(info);
         let keep = info.size <= self.keep_body_limit;
         let remembered = self.memo.lock().get(&memo_key).cloned();
-        if let Some(etag) = remembered {
+        if let Some(checked) = remembered {
             let body = match (keep, fetched) {
                 (false, _) => None,
                 (true, Some(b)) => Some(b),
                 (true, None) => Some(self.stores.read_all(info).await?),
             };
-            return Ok((etag, body.map(|b| self.keep(b))));
+            return Ok((checked, body.map(|b| self.keep(b))));
         }
         if info.size > self.hash_limit {
             let body = fetched.filter(|_| keep).map(|b| self.keep(b));
-            return Ok((derived_etag(info), body));
+            let checked = Checked {
+                etag: derived_etag(info),
+                text: TextBytes::Unread,
+            };
+            return Ok((checked, body));
         }
         let bytes = match fetched {
             Some(b) => b,
             None => self.stores.read_all(info).await?,
         };
-        let etag = hash_bytes(bytes.clone()).await;
-        self.memo.lock().put(memo_key, etag.clone());
-        Ok((etag, keep.then(|| self.keep(bytes))))
+        let checked = check_bytes(bytes.clone(), text).await;
+        self.memo.lock().put(memo_key, checked.clone());
+        Ok((checked, keep.then(|| self.keep(bytes))))
     }
 
     async fn sidecars(
@@ -373,7 +380,8 @@ impl Loader {
                 );
                 continue;
             }
-            let (own, body) = self.validators(&info, None).await?;
+            // Compressed bytes: no text to check.
+            let (Checked { etag: own, .. }, body) = self.validators(&info, None, false).await?;
             let etag = ETag::derive(&[
                 identity_etag.opaque().as_bytes(),
                 encoding.token().as_bytes(),
@@ -406,15 +414,36 @@ pub fn is_stale_sidecar(original: &ObjectInfo, sidecar: &ObjectInfo) -> bool {
 /// How much older than its original a sidecar may be and still be served.
 pub const SIDECAR_SLACK: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// SHA-256 of a body; large bodies are hashed on the blocking pool.
-async fn hash_bytes(bytes: Bytes) -> ETag {
+/// What reading a version's bytes found out, remembered per version.
+#[derive(Clone, Debug)]
+struct Checked {
+    /// The SHA-256 of the bytes.
+    etag: ETag,
+    /// Whether they are UTF-8, for the charset ([`crate::content_type`]).
+    text: TextBytes,
+}
+
+/// SHA-256 of a body, and, when `text`, whether it is UTF-8; large bodies are read on the
+/// blocking pool.
+async fn check_bytes(bytes: Bytes, text: bool) -> Checked {
+    let check = move |bytes: &[u8]| Checked {
+        etag: ETag::from_sha256(&Sha256::digest(bytes)),
+        text: if text {
+            TextBytes::check(bytes)
+        } else {
+            TextBytes::Utf8
+        },
+    };
     if bytes.len() <= 64 * 1024 {
-        return ETag::from_sha256(&Sha256::digest(&bytes));
+        return check(&bytes);
     }
-    match tokio::task::spawn_blocking(move || Sha256::digest(&bytes)).await {
-        Ok(digest) => ETag::from_sha256(&digest),
-        // The blocking pool is shutting down; fall back to an inline hash.
-        Err(_) => ETag::derive(&[b"unhashed"]),
+    match tokio::task::spawn_blocking(move || check(&bytes)).await {
+        Ok(checked) => checked,
+        // The blocking pool is shutting down; fall back to a tag that never matches content.
+        Err(_) => Checked {
+            etag: ETag::derive(&[b"unhashed"]),
+            text: TextBytes::Unread,
+        },
     }
 }
 

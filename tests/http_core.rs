@@ -554,6 +554,47 @@ async fn large_objects_get_a_derived_etag_and_ranges_read_only_their_bytes() {
 }
 
 #[tokio::test]
+async fn charset_utf_8_is_sent_only_for_text_whose_bytes_are_utf_8() {
+    let dir = local_fixtures();
+    // A legacy page and feed: their own declarations must decide, not a charset we add.
+    let legacy = b"<!doctype html><meta charset=windows-1252><p>caf\xe9 \x93quoted\x94</p>\n";
+    std::fs::write(dir.path().join("legacy.html"), legacy.repeat(50)).unwrap();
+    std::fs::write(
+        dir.path().join("feed.xml"),
+        b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><t>\xe9t\xe9</t>\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("utf8.html"), "<p>café</p>\n".repeat(20_000)).unwrap();
+    let mut big_latin1 = legacy.repeat(3_000);
+    big_latin1.truncate(100_000);
+    std::fs::write(dir.path().join("big.txt"), &big_latin1).unwrap();
+    let mut a = args(dir.path());
+    a.etag_hash_limit = Some("64KiB".parse().unwrap());
+    let srv = start(a, None).await;
+    for (path, want) in [
+        ("/legacy.html", "text/html"),
+        ("/feed.xml", "text/xml"),
+        // Over 64 KiB (checked on the blocking pool): valid, so it says so.
+        ("/utf8.html", "text/html; charset=utf-8"),
+        // Over etag_hash_limit: not read before its head, the web's default is said.
+        ("/big.txt", "text/plain; charset=utf-8"),
+    ] {
+        for _ in 0..2 {
+            let res = get(&srv, path, &[]).await;
+            assert_eq!(res.status(), StatusCode::OK, "{path}");
+            assert_eq!(h(&res, "content-type"), want, "{path}");
+        }
+        let res = client().head(srv.url(path)).send().await.unwrap();
+        assert_eq!(h(&res, "content-type"), want, "HEAD {path}");
+    }
+    // A compressed variant is the same text: the same type.
+    let res = get(&srv, "/legacy.html", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(h(&res, "content-encoding"), "gzip");
+    assert_eq!(h(&res, "content-type"), "text/html");
+    srv.stop().await;
+}
+
+#[tokio::test]
 async fn http2_cleartext_is_served() {
     let dir = local_fixtures();
     let srv = start(args(dir.path()), None).await;
