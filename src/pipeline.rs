@@ -457,7 +457,18 @@ async fn serve(
     // 5. range
     let decision = match (rep.len(), &oreq.range) {
         (Some(len), Some(h)) if conditional::range_allowed(&oreq.conditions, &validators) => {
-            range::decide(Some(h), len)
+            match range::decide(Some(h), len) {
+                // Parts of an encoded representation cannot be said to be so: the message's
+                // `Content-Encoding` would claim the multipart body itself is encoded, and
+                // clients decode it and fail. The whole representation instead (a server may
+                // ignore `Range`, RFC 9110 §14.2), as nginx's `gzip_static` does.
+                RangeDecision::Partial(ranges)
+                    if ranges.len() > 1 && rep.encoding != Encoding::Identity =>
+                {
+                    RangeDecision::Full
+                }
+                decision => decision,
+            }
         }
         _ => RangeDecision::Full,
     };

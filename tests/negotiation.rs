@@ -177,6 +177,22 @@ async fn conditional_and_range_requests_use_the_selected_representation() {
         format!("bytes 0-99/{}", br_body.len())
     );
     assert_eq!(res.bytes().await.unwrap(), br_body.slice(0..100));
+    // Several ranges of an encoded representation: the whole of it, never a multipart body
+    // labelled `Content-Encoding: br`, which a client would try to decode.
+    let res = get(
+        &srv,
+        "/style.css",
+        &[("accept-encoding", "br"), ("range", "bytes=0-9,200-209")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(h(&res, "content-encoding"), "br");
+    assert_eq!(res.bytes().await.unwrap(), br_body);
+    // Identity still gets its parts.
+    let res = get(&srv, "/style.css", &[("range", "bytes=0-9,200-209")]).await;
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(h(&res, "content-encoding"), "");
+    assert!(h(&res, "content-type").starts_with("multipart/byteranges"));
 
     let res = get(&srv, "/style.css", &[("range", "bytes=999999-")]).await;
     assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE);
