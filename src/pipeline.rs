@@ -601,23 +601,14 @@ async fn select<'a>(
             content: Content::Compress(object.info.clone(), encoding),
         });
     };
-    if let Some(bytes) = app.cache.variant(&object.key, &object.etag, encoding) {
-        return Ok(Representation {
-            encoding,
-            etag,
-            etag_value,
-            content: Content::Memory(bytes),
-        });
-    }
-    let compressed = encoding::compress_bytes(encoding, body.clone())
+    let compressed = app
+        .cache
+        .compressed_variant(&object.key, &object.etag, encoding, body.clone())
         .await
         .map_err(|e| StoreError::Io {
             store: "compression".into(),
             source: e,
         })?;
-    let compressed = app.cache.loader().keep(compressed);
-    app.cache
-        .put_variant(&object.key, &object.etag, encoding, compressed.clone());
     Ok(Representation {
         encoding,
         etag,

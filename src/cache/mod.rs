@@ -21,6 +21,9 @@
 //! waiter gets the same result or the same `Arc<StoreError>`. The waiters hold a
 //! `futures::future::Shared` of the task's output.
 //!
+//! **Compressed variants** (`variants.rs`) are made once per object version and encoding
+//! too, by one task that the others wait for, and a few at a time.
+//!
 //! **stale-if-error** (RFC 5861 section 4, point 5): when the refresh of a stale entry fails,
 //! times out, or meets an open circuit breaker ([`StoreError::CircuitOpen`]), an entry that
 //! went stale less than `stale_if_error` ago is served as `Stale(StoreError)`; otherwise the
@@ -44,6 +47,7 @@ mod flight;
 mod status;
 #[cfg(test)]
 mod tests;
+mod variants;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -128,6 +132,7 @@ pub struct HotCache {
     hits: AtomicU64,
     misses: AtomicU64,
     stale: AtomicU64,
+    variants: variants::VariantFlights,
 }
 
 impl std::fmt::Debug for HotCache {
@@ -162,6 +167,7 @@ impl HotCache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             stale: AtomicU64::new(0),
+            variants: variants::VariantFlights::new(),
         })
     }
 

@@ -136,3 +136,88 @@ async fn a_client_that_goes_away_does_not_cancel_the_fill() {
     assert_eq!(f.lookup("a.bin").await.status, CacheStatus::Hit);
     assert_eq!(f.store.gets(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_for_a_variant_compress_once_and_keep_it() {
+    let f = fixture(config());
+    let text: Vec<u8> = (0..60_000u32)
+        .flat_map(|i| format!("rule-{} {{ color: #{:06x} }}\n", i % 997, i).into_bytes())
+        .take(60_000)
+        .collect();
+    f.put("site.css", text.clone()).await;
+    let object = f.lookup("site.css").await.object.unwrap();
+    let body = object.body.clone().unwrap();
+    let makes = (0..50).map(|_| {
+        let cache = f.cache.clone();
+        let (etag, body) = (object.etag.clone(), body.clone());
+        tokio::spawn(async move {
+            cache
+                .compressed_variant("site.css", &etag, Encoding::Brotli, body)
+                .await
+                .unwrap()
+        })
+    });
+    let made: Vec<Bytes> = join_all(makes)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    // One compression: every request holds the same bytes, not an equal copy.
+    for bytes in &made {
+        assert_eq!(bytes.as_ptr(), made[0].as_ptr());
+        assert_eq!(bytes.len(), made[0].len());
+    }
+    assert!(made[0].len() < text.len() / 2);
+    assert_eq!(f.cache.variants.in_flight(), 0, "the flight unregistered");
+    // Kept with the entry: a later request gets it without compressing.
+    let kept = f
+        .cache
+        .variant("site.css", &object.etag, Encoding::Brotli)
+        .unwrap();
+    assert_eq!(kept.as_ptr(), made[0].as_ptr());
+    // Another version of the object is another variant.
+    let other = ETag::derive(&[b"other"]);
+    let again = f
+        .cache
+        .compressed_variant("site.css", &other, Encoding::Brotli, body)
+        .await
+        .unwrap();
+    assert_ne!(again.as_ptr(), made[0].as_ptr());
+    f.assert_accounting();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_variant_is_made_once_even_when_the_cache_is_off() {
+    let mut off = config();
+    off.budget = 0;
+    let f = fixture(off);
+    f.put("a.js", vec![b'x'; 200_000]).await;
+    let object = f.lookup("a.js").await.object.unwrap();
+    let body = object
+        .body
+        .clone()
+        .unwrap_or_else(|| Bytes::from(vec![b'x'; 200_000]));
+    let makes = (0..20).map(|_| {
+        let cache = f.cache.clone();
+        let (etag, body) = (object.etag.clone(), body.clone());
+        tokio::spawn(async move {
+            cache
+                .compressed_variant("a.js", &etag, Encoding::Gzip, body)
+                .await
+                .unwrap()
+        })
+    });
+    let made: Vec<Bytes> = join_all(makes)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    // Concurrent ones still share one compression, and nothing is kept.
+    assert!(made.iter().all(|b| b.as_ptr() == made[0].as_ptr()));
+    assert!(
+        f.cache
+            .variant("a.js", &object.etag, Encoding::Gzip)
+            .is_none()
+    );
+    assert_eq!(f.cache.variants.in_flight(), 0);
+}
