@@ -27,7 +27,12 @@
 //! Both deadlines are kept lazily on one timer: a completed read or write only sets a flag;
 //! the clock is read when an operation next has to wait after progress, and the timer,
 //! armed once, is moved only when it fires early or a head has to finish sooner. A request
-//! whose head arrives in one read adds no clock read and no timer update to that.
+//! whose head arrives in one read adds no clock read and no timer update to that. HTTP/1
+//! always waits for the next request's bytes after writing a response, so that wait dates
+//! the progress; HTTP/2 may write a response (one answered from the store, after the
+//! connection last waited to read) and wait for nothing after it, and the lazy date would
+//! then be the timer's firing, up to one idle timeout late. So an HTTP/2 connection's
+//! progress is dated when it happens.
 
 use std::io;
 use std::pin::Pin;
@@ -247,6 +252,8 @@ pin_project! {
         idle: Duration,
         last_progress: Instant,
         progressed: bool,
+        // Date progress when it happens (HTTP/2), not at the next wait: see the module docs.
+        eager: bool,
         head: Option<Head>,
     }
 }
@@ -261,6 +268,7 @@ impl<T> Deadlines<T> {
             idle,
             last_progress: now,
             progressed: false,
+            eager: false,
             head: None,
         }
     }
@@ -292,7 +300,11 @@ impl<T> Deadlines<T> {
         let this = self.project();
         match op(this.inner, cx) {
             Poll::Ready(r) => {
-                *this.progressed = true;
+                if *this.eager {
+                    *this.last_progress = Instant::now();
+                } else {
+                    *this.progressed = true;
+                }
                 Poll::Ready(r)
             }
             Poll::Pending => {
@@ -360,14 +372,16 @@ impl<T: AsyncRead> AsyncRead for Deadlines<T> {
             .as_mut()
             .track(cx, true, |inner, cx| inner.poll_read(cx, buf));
         if let Poll::Ready(Ok(())) = r {
-            let head = self.project().head;
+            let this = self.project();
             let read = &buf.filled()[before..];
             if !read.is_empty()
-                && let Some(Head { signal, clock }) = head
+                && let Some(Head { signal, clock }) = this.head
                 && let Some(timing) = clock
                 && !timing.read(&signal.0, read)
             {
+                // The HTTP/2 preface: no head clock, and progress dated as it happens.
                 *clock = None;
+                *this.eager = true;
             }
         }
         r
@@ -483,6 +497,30 @@ mod tests {
         let err = io.read_u8().await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert_eq!(started.elapsed(), last_byte + TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_http2_write_after_the_last_wait_dates_the_idle_clock_itself() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let io = Deadlines::new(server, TIMEOUT).with_head_timeout(HEAD, HeadSignal::default());
+        let (mut read, mut write) = tokio::io::split(io);
+        client.write_all(H2_PREFACE).await.unwrap();
+        let mut preface = [0u8; 24];
+        read.read_exact(&mut preface).await.unwrap();
+        let started = Instant::now();
+        // The connection waits to read; a response is written 5 s later (a store load)
+        // and nothing waits after it.
+        let reader = tokio::spawn(async move {
+            let mut byte = [0u8; 1];
+            read.read(&mut byte).await
+        });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        write.write_all(b"response").await.unwrap();
+        let err = reader.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        // Idle from the write, not from when the timer first fired (10 s, then 10 more).
+        assert_eq!(started.elapsed(), Duration::from_secs(5) + TIMEOUT);
+        drop(client);
     }
 
     const HEAD: Duration = Duration::from_secs(3);
