@@ -914,3 +914,67 @@ async fn huge_heads_get_431_414_or_a_close_never_a_hang() {
     steady.finish("huge heads").await;
     srv.stop().await;
 }
+
+/// Reads HTTP/2 frames until the server closes the connection, answering its PINGs (as a
+/// client does), and returns the frame types seen and how long until the close.
+async fn h2_frames_until_close(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, Duration) {
+    let started = Instant::now();
+    let mut types = Vec::new();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = match tokio::time::timeout_at((started + limit).into(), s.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (types, started.elapsed()),
+            Ok(Ok(n)) => n,
+            Err(_) => panic!("still open after {limit:?}; frames {types:?}"),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        while buf.len() >= 9 {
+            let len = usize::from(buf[0]) << 16 | usize::from(buf[1]) << 8 | usize::from(buf[2]);
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (buf[3], buf[4]);
+            types.push(kind);
+            if kind == 6 && flags & 1 == 0 {
+                let mut ack = vec![0, 0, 8, 6, 1, 0, 0, 0, 0];
+                ack.extend_from_slice(&buf[9..17]);
+                let _ = s.write_all(&ack).await;
+            }
+            buf.drain(..9 + len);
+        }
+    }
+}
+
+#[tokio::test]
+async fn http2_connections_past_a_deadline_are_sent_goaway_before_the_close() {
+    let dir = tree_with_big_file(1024);
+    let srv = start(slow_args(dir.path()), None).await;
+    let mut settings = H2_PREFACE.to_vec();
+    settings.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+
+    // No request within the first-request deadline (1 s).
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(&settings).await.unwrap();
+    let (types, took) = h2_frames_until_close(&mut s, Duration::from_secs(8)).await;
+    assert!(types.contains(&7), "no GOAWAY before the close: {types:?}");
+    assert!(took < Duration::from_secs(4), "closed after {took:?}");
+
+    // Idle (2 s) after a request: GET /public.txt, HPACK with static-table names.
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let mut block = vec![0x82, 0x86, 0x01, 0x01, b't', 0x04, 0x0b];
+    block.extend_from_slice(b"/public.txt");
+    let mut request = settings.clone();
+    let len = u8::try_from(block.len()).unwrap();
+    request.extend_from_slice(&[0, 0, len, 1, 0x05, 0, 0, 0, 1]);
+    request.extend_from_slice(&block);
+    s.write_all(&request).await.unwrap();
+    let (types, took) = h2_frames_until_close(&mut s, Duration::from_secs(10)).await;
+    assert!(types.contains(&1), "no response HEADERS: {types:?}");
+    assert!(types.contains(&7), "no GOAWAY before the close: {types:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
+    srv.stop().await;
+}

@@ -20,6 +20,11 @@
 //!   connection preface) are left to HTTP/2's own limits: frames of every stream share the
 //!   connection, so "a head in progress" means nothing there.
 //!
+//! An HTTP/2 connection is not cut at its first deadline: the wrapper asks the server (through
+//! the [`HeadSignal`]) to send GOAWAY, which tells the client that no stream was dropped
+//! unanswered (RFC 9113 §6.8), and gives it [`GOAWAY_GRACE`] to end; the next deadline cuts
+//! it. The first-request deadline does the same in `server::Connection::serve`.
+//!
 //! This replaces hyper's own header-read timeout, which starts its clock as soon as a
 //! keep-alive connection begins waiting (so it cut idle keep-alive connections at the header
 //! timeout) and costs a boxed timer per request.
@@ -37,7 +42,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -64,6 +69,11 @@ struct Exchange {
     /// server when the connection is over, since hyper closes an idle keep-alive connection
     /// whose read failed as if the client had closed it, without passing the error on.
     expired: AtomicU8,
+    /// The connection opened with the HTTP/2 preface.
+    h2: AtomicBool,
+    /// A deadline passed on an HTTP/2 connection: the server is to end it with GOAWAY
+    /// (RFC 9113 §6.8) rather than by closing the socket under the client.
+    goaway: AtomicBool,
 }
 
 impl Exchange {
@@ -114,7 +124,31 @@ impl HeadSignal {
     fn expire(&self, expired: Expired) {
         self.0.expired.store(expired.code(), Ordering::Relaxed);
     }
+
+    /// Whether the connection speaks HTTP/2 (its preface has arrived).
+    pub fn is_h2(&self) -> bool {
+        self.0.h2.load(Ordering::Relaxed)
+    }
+
+    /// Whether a deadline asks for this HTTP/2 connection to be ended with GOAWAY.
+    pub fn goaway_requested(&self) -> bool {
+        self.0.goaway.load(Ordering::Relaxed)
+    }
+
+    /// Asks for this HTTP/2 connection to be ended with GOAWAY (a deadline passed); `false`
+    /// when that was asked already.
+    pub fn request_goaway(&self, expired: Expired) -> bool {
+        if self.0.goaway.swap(true, Ordering::Relaxed) {
+            return false;
+        }
+        self.expire(expired);
+        true
+    }
 }
+
+/// How long an HTTP/2 connection that was sent GOAWAY for a deadline may take to end (its
+/// client acknowledges the PING that goes with it) before it is closed regardless.
+pub const GOAWAY_GRACE: Duration = Duration::from_secs(2);
 
 /// Held while a request is being answered; attach it to the response body
 /// ([`AnsweredBody`]), so that a long download is not mistaken for a slow head.
@@ -319,12 +353,27 @@ impl<T> Deadlines<T> {
                     _ => None,
                 };
                 let idle_due = *this.last_progress + *this.idle;
-                check(this.timer.as_mut(), idle_due, head_due, cx).map(|expired| {
-                    if let Some(head) = this.head.as_ref() {
-                        head.signal.expire(expired);
-                    }
-                    Err(io::Error::new(io::ErrorKind::TimedOut, expired))
-                })
+                let expired = match check(this.timer.as_mut(), idle_due, head_due, cx) {
+                    Poll::Ready(expired) => expired,
+                    Poll::Pending => return Poll::Pending,
+                };
+                // HTTP/2, the first time: the server sends GOAWAY (it is woken to see the
+                // request), and the connection has `GOAWAY_GRACE` more to end by itself.
+                if *this.eager
+                    && let Some(head) = this.head.as_ref()
+                    && head.signal.request_goaway(expired)
+                {
+                    let now = Instant::now();
+                    *this.last_progress = now;
+                    *this.idle = (*this.idle).min(GOAWAY_GRACE);
+                    this.timer.as_mut().reset(now + *this.idle);
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                if let Some(head) = this.head.as_ref() {
+                    head.signal.expire(expired);
+                }
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, expired)))
             }
         }
     }
@@ -382,6 +431,7 @@ impl<T: AsyncRead> AsyncRead for Deadlines<T> {
                 // The HTTP/2 preface: no head clock, and progress dated as it happens.
                 *clock = None;
                 *this.eager = true;
+                signal.0.h2.store(true, Ordering::Relaxed);
             }
         }
         r
@@ -500,9 +550,10 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn an_http2_write_after_the_last_wait_dates_the_idle_clock_itself() {
+    async fn an_http2_connection_idle_after_a_late_write_is_asked_to_go_away_then_cut() {
         let (mut client, server) = tokio::io::duplex(1024);
-        let io = Deadlines::new(server, TIMEOUT).with_head_timeout(HEAD, HeadSignal::default());
+        let signal = HeadSignal::default();
+        let io = Deadlines::new(server, TIMEOUT).with_head_timeout(HEAD, signal.clone());
         let (mut read, mut write) = tokio::io::split(io);
         client.write_all(H2_PREFACE).await.unwrap();
         let mut preface = [0u8; 24];
@@ -516,10 +567,20 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_secs(5)).await;
         write.write_all(b"response").await.unwrap();
+        assert!(signal.is_h2());
+        // Idle from the write (15 s), not from when the timer first fired (10 s, then 10
+        // more): then GOAWAY is asked for, and the close follows `GOAWAY_GRACE` later.
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        assert!(!signal.goaway_requested(), "at 14 s");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(signal.goaway_requested(), "at 16 s");
+        assert_eq!(signal.expired(), Some(Expired::Idle));
         let err = reader.await.unwrap().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        // Idle from the write, not from when the timer first fired (10 s, then 10 more).
-        assert_eq!(started.elapsed(), Duration::from_secs(5) + TIMEOUT);
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(5) + TIMEOUT + GOAWAY_GRACE
+        );
         drop(client);
     }
 
