@@ -20,10 +20,16 @@
 //!   connection preface) are left to HTTP/2's own limits: frames of every stream share the
 //!   connection, so "a head in progress" means nothing there.
 //!
-//! An HTTP/2 connection is not cut at its first deadline: the wrapper asks the server (through
-//! the [`HeadSignal`]) to send GOAWAY, which tells the client that no stream was dropped
-//! unanswered (RFC 9113 §6.8), and gives it [`GOAWAY_GRACE`] to end; the next deadline cuts
-//! it. The first-request deadline does the same in `server::Connection::serve`.
+//! **HTTP/2** differs in two ways:
+//! - Idle means no request for the idle timeout: I/O counts as progress only while a request
+//!   is being answered, or when a new one has arrived. hyper PINGs an idle connection every
+//!   30 s (to find dead peers), and a client's answer to that is traffic, but not use: counted,
+//!   it kept idle connections open for ever.
+//! - It is not cut at its first deadline: the wrapper asks the server (through the
+//!   [`HeadSignal`]) to send GOAWAY, which tells the client that no stream was dropped
+//!   unanswered (RFC 9113 §6.8), and gives it [`GOAWAY_GRACE`] without traffic to end (a
+//!   stream accepted meanwhile keeps the whole idle timeout); the next deadline cuts it. The
+//!   first-request deadline does the same in `server::Connection::serve`.
 //!
 //! This replaces hyper's own header-read timeout, which starts its clock as soon as a
 //! keep-alive connection begins waiting (so it cut idle keep-alive connections at the header
@@ -87,6 +93,26 @@ impl Exchange {
     fn end(&self) {
         self.answering.fetch_sub(1, Ordering::Relaxed);
     }
+
+    /// HTTP/2: whether I/O now is use of the connection (a request is being answered, or a
+    /// new one arrived since `seen`, which is brought up to date), not just traffic such as
+    /// PINGs and their answers.
+    fn in_use(&self, seen: &mut u64) -> bool {
+        let heads = self.heads.load(Ordering::Relaxed);
+        let new = heads != *seen;
+        *seen = heads;
+        new || self.answering.load(Ordering::Relaxed) > 0
+    }
+
+    /// HTTP/2: the time without use after which the connection is ended: `idle`, or
+    /// [`GOAWAY_GRACE`] once GOAWAY was sent and no request is being answered.
+    fn idle_limit(&self, idle: Duration) -> Duration {
+        if self.goaway.load(Ordering::Relaxed) && self.answering.load(Ordering::Relaxed) == 0 {
+            idle.min(GOAWAY_GRACE)
+        } else {
+            idle
+        }
+    }
 }
 
 /// The service's side of the request-head deadline: call [`HeadSignal::head_complete`] for
@@ -146,8 +172,9 @@ impl HeadSignal {
     }
 }
 
-/// How long an HTTP/2 connection that was sent GOAWAY for a deadline may take to end (its
-/// client acknowledges the PING that goes with it) before it is closed regardless.
+/// How long an HTTP/2 connection that was sent GOAWAY for a deadline may go without traffic
+/// while it ends (its client acknowledges the PING that goes with it) before it is closed
+/// regardless; a request still being answered keeps the whole idle timeout.
 pub const GOAWAY_GRACE: Duration = Duration::from_secs(2);
 
 /// Held while a request is being answered; attach it to the response body
@@ -286,8 +313,11 @@ pin_project! {
         idle: Duration,
         last_progress: Instant,
         progressed: bool,
-        // Date progress when it happens (HTTP/2), not at the next wait: see the module docs.
+        // HTTP/2: progress is dated when it happens, not at the next wait, and is only the
+        // I/O of requests (see the module docs).
         eager: bool,
+        // HTTP/2: the service's head count as last seen (a change is a new request).
+        heads_seen: u64,
         head: Option<Head>,
     }
 }
@@ -303,6 +333,7 @@ impl<T> Deadlines<T> {
             last_progress: now,
             progressed: false,
             eager: false,
+            heads_seen: 0,
             head: None,
         }
     }
@@ -334,10 +365,12 @@ impl<T> Deadlines<T> {
         let this = self.project();
         match op(this.inner, cx) {
             Poll::Ready(r) => {
-                if *this.eager {
-                    *this.last_progress = Instant::now();
-                } else {
+                if !*this.eager {
                     *this.progressed = true;
+                } else if let Some(head) = this.head.as_ref()
+                    && head.signal.0.in_use(this.heads_seen)
+                {
+                    *this.last_progress = Instant::now();
                 }
                 Poll::Ready(r)
             }
@@ -352,7 +385,12 @@ impl<T> Deadlines<T> {
                     }) if reading => clock.due(&signal.0),
                     _ => None,
                 };
-                let idle_due = *this.last_progress + *this.idle;
+                let signal = this.head.as_ref().map(|head| &head.signal);
+                let idle = match signal {
+                    Some(signal) if *this.eager => signal.0.idle_limit(*this.idle),
+                    _ => *this.idle,
+                };
+                let idle_due = *this.last_progress + idle;
                 let expired = match check(this.timer.as_mut(), idle_due, head_due, cx) {
                     Poll::Ready(expired) => expired,
                     Poll::Pending => return Poll::Pending,
@@ -360,13 +398,14 @@ impl<T> Deadlines<T> {
                 // HTTP/2, the first time: the server sends GOAWAY (it is woken to see the
                 // request), and the connection has `GOAWAY_GRACE` more to end by itself.
                 if *this.eager
-                    && let Some(head) = this.head.as_ref()
-                    && head.signal.request_goaway(expired)
+                    && let Some(signal) = signal
+                    && signal.request_goaway(expired)
                 {
                     let now = Instant::now();
                     *this.last_progress = now;
-                    *this.idle = (*this.idle).min(GOAWAY_GRACE);
-                    this.timer.as_mut().reset(now + *this.idle);
+                    this.timer
+                        .as_mut()
+                        .reset(now + signal.0.idle_limit(*this.idle));
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
@@ -559,14 +598,16 @@ mod tests {
         let mut preface = [0u8; 24];
         read.read_exact(&mut preface).await.unwrap();
         let started = Instant::now();
-        // The connection waits to read; a response is written 5 s later (a store load)
-        // and nothing waits after it.
+        // The connection waits to read; a request's response is written 5 s later (a store
+        // load) and nothing waits after it.
         let reader = tokio::spawn(async move {
             let mut byte = [0u8; 1];
             read.read(&mut byte).await
         });
+        let answering = signal.head_complete();
         tokio::time::sleep(Duration::from_secs(5)).await;
         write.write_all(b"response").await.unwrap();
+        drop(answering);
         assert!(signal.is_h2());
         // Idle from the write (15 s), not from when the timer first fired (10 s, then 10
         // more): then GOAWAY is asked for, and the close follows `GOAWAY_GRACE` later.
@@ -582,6 +623,43 @@ mod tests {
             Duration::from_secs(5) + TIMEOUT + GOAWAY_GRACE
         );
         drop(client);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http2_traffic_without_requests_does_not_keep_a_connection_open() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let signal = HeadSignal::default();
+        let mut io = Deadlines::new(server, TIMEOUT).with_head_timeout(HEAD, signal.clone());
+        client.write_all(H2_PREFACE).await.unwrap();
+        let mut preface = [0u8; 24];
+        io.read_exact(&mut preface).await.unwrap();
+        let started = Instant::now();
+        // A PING answered every 3 s: traffic, but no request.
+        let pinger = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                if client.write_all(b"ping").await.is_err() {
+                    return;
+                }
+            }
+        });
+        let err = read_until_error_any(&mut io).await;
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(signal.goaway_requested());
+        assert_eq!(signal.expired(), Some(Expired::Idle));
+        // GOAWAY at 10 s, cut 2 s later: the pings count for neither.
+        assert_eq!(started.elapsed(), TIMEOUT + GOAWAY_GRACE);
+        pinger.abort();
+    }
+
+    /// Reads until the wrapper fails.
+    async fn read_until_error_any<T: AsyncRead + Unpin>(io: &mut T) -> io::Error {
+        let mut buf = [0u8; 64];
+        loop {
+            if let Err(e) = io.read(&mut buf).await {
+                return e;
+            }
+        }
     }
 
     const HEAD: Duration = Duration::from_secs(3);
@@ -710,21 +788,24 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn http2_connections_have_no_head_clock() {
         let (mut client, server) = tokio::io::duplex(1024);
-        let (mut io, _signal) = with_head(server);
+        let (mut io, signal) = with_head(server);
         let mut buf = [0u8; 1024];
-        // The preface in two reads, then frames a byte every 2 s: only the idle timeout
-        // applies, and it never fires.
+        // The preface in two reads, then, while a request is answered, frames a byte every
+        // 2 s: only the idle timeout applies, and it never fires.
         client.write_all(&H2_PREFACE[..5]).await.unwrap();
         assert_eq!(io.read(&mut buf).await.unwrap(), 5);
         client.write_all(&H2_PREFACE[5..]).await.unwrap();
         assert_eq!(io.read(&mut buf).await.unwrap(), H2_PREFACE.len() - 5);
+        let answering = signal.head_complete();
         let _client = trickle(client, &[0; 10], Duration::from_secs(2));
         let started = Instant::now();
         for _ in 0..10 {
             assert_eq!(io.read(&mut buf).await.unwrap(), 1);
         }
         assert_eq!(started.elapsed(), Duration::from_secs(18));
+        drop(answering);
         let err = io.read(&mut buf).await.unwrap_err();
         assert!(err.to_string().contains("idle"), "{err}");
+        assert!(signal.goaway_requested());
     }
 }

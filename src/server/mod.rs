@@ -135,7 +135,11 @@ impl Server {
             .timer(TokioTimer::new())
             .max_header_list_size(settings.max_header_size as u32)
             .max_concurrent_streams(256)
-            .keep_alive_interval(Some(Duration::from_secs(30)))
+            // PINGs find dead peers; as traffic without requests they do not count against
+            // the idle timeout (`deadlines`), so they need not be rarer than it.
+            .keep_alive_interval(Some(
+                (settings.idle_timeout / 2).clamp(Duration::from_secs(1), Duration::from_secs(30)),
+            ))
             .keep_alive_timeout(settings.header_read_timeout.min(Duration::from_secs(20)));
         // A connection that our HTTP/1 layer hands over after answering on it stays HTTP/1
         // (as it would with hyper from the start): its builder does not look for the HTTP/2
