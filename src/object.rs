@@ -349,8 +349,18 @@ impl Loader {
             Some(b) => b,
             None => self.stores.read_all(info).await?,
         };
-        let checked = check_bytes(bytes.clone(), text).await;
-        self.memo.lock().put(memo_key, checked.clone());
+        let checked = match check_bytes(bytes.clone(), text).await {
+            Some(checked) => {
+                self.memo.lock().put(memo_key, checked.clone());
+                checked
+            }
+            // The blocking pool is shutting down: a tag that never matches content, not
+            // remembered for this version.
+            None => Checked {
+                etag: ETag::derive(&[b"unhashed"]),
+                text: TextBytes::Unread,
+            },
+        };
         Ok((checked, keep.then(|| self.keep(bytes))))
     }
 
@@ -424,8 +434,8 @@ struct Checked {
 }
 
 /// SHA-256 of a body, and, when `text`, whether it is UTF-8; large bodies are read on the
-/// blocking pool.
-async fn check_bytes(bytes: Bytes, text: bool) -> Checked {
+/// blocking pool (`None` when it is shutting down).
+async fn check_bytes(bytes: Bytes, text: bool) -> Option<Checked> {
     let check = move |bytes: &[u8]| Checked {
         etag: ETag::from_sha256(&Sha256::digest(bytes)),
         text: if text {
@@ -435,16 +445,11 @@ async fn check_bytes(bytes: Bytes, text: bool) -> Checked {
         },
     };
     if bytes.len() <= 64 * 1024 {
-        return check(&bytes);
+        return Some(check(&bytes));
     }
-    match tokio::task::spawn_blocking(move || check(&bytes)).await {
-        Ok(checked) => checked,
-        // The blocking pool is shutting down; fall back to a tag that never matches content.
-        Err(_) => Checked {
-            etag: ETag::derive(&[b"unhashed"]),
-            text: TextBytes::Unread,
-        },
-    }
+    tokio::task::spawn_blocking(move || check(&bytes))
+        .await
+        .ok()
 }
 
 /// ETag for objects above the hash limit, from what changes with the content.

@@ -603,7 +603,7 @@ async fn select<'a>(
     };
     let compressed = app
         .cache
-        .compressed_variant(&object.key, &object.etag, encoding, body.clone())
+        .compressed_variant(&object.key, &object.etag, encoding, body)
         .await
         .map_err(|e| StoreError::Io {
             store: "compression".into(),

@@ -10,11 +10,13 @@
 //! - **One compression per variant at a time.** A variant (key, the object's ETag, encoding)
 //!   being made is registered; later requests wait for it and get the same bytes. It runs as
 //!   its own task, so a client that leaves does not cancel what others wait for, and it keeps
-//!   its result in the cache *before* it unregisters, so a request always finds one or the
-//!   other.
-//! - **At most one compression per core at once** (at least [`MIN_PERMITS`]): different files
-//!   compressed at the same time wait for a permit instead of each taking a blocking thread
-//!   and a compressor's memory.
+//!   its result with the entry *before* it unregisters, so a request finds one or the other.
+//!   Where nothing can be kept (the cache is off, the variant does not fit, the entry was
+//!   evicted or replaced meanwhile), the next request after the flight compresses again.
+//! - **At most one compression per core at once** (at least [`MIN_PERMITS`]): variants of
+//!   different files wait for a permit instead of each taking a blocking thread and a
+//!   compressor's memory. Compression streams (objects too big to hold, compressed at a low
+//!   level as they are sent) are not counted here.
 
 use std::collections::HashMap;
 use std::io;
@@ -65,6 +67,29 @@ impl VariantFlights {
     pub(super) fn in_flight(&self) -> usize {
         self.making.lock().len()
     }
+
+    /// How many requests wait for variants being made now (for tests).
+    #[cfg(test)]
+    pub(super) fn waiting(&self) -> usize {
+        let making = self.making.lock();
+        // Each registered flight is held once by the table itself.
+        making
+            .values()
+            .map(|shared| shared.strong_count().unwrap_or(1) - 1)
+            .sum()
+    }
+
+    /// Takes every permit, so that no compression starts until the returned permit is
+    /// dropped (for tests).
+    #[cfg(test)]
+    pub(super) async fn hold_all(&self) -> tokio::sync::OwnedSemaphorePermit {
+        let all = u32::try_from(self.permits.available_permits()).unwrap_or(u32::MAX);
+        self.permits
+            .clone()
+            .acquire_many_owned(all)
+            .await
+            .expect("the semaphore is never closed")
+    }
 }
 
 impl HotCache {
@@ -76,7 +101,7 @@ impl HotCache {
         key: &str,
         etag: &ETag,
         encoding: Encoding,
-        body: Bytes,
+        body: &Bytes,
     ) -> io::Result<Bytes> {
         if let Some(bytes) = self.variant(key, etag, encoding) {
             return Ok(bytes);
@@ -95,7 +120,7 @@ impl HotCache {
             match making.get(&id) {
                 Some(shared) => shared.clone(),
                 None => {
-                    let shared = self.clone().make_variant(id.clone(), body);
+                    let shared = self.clone().make_variant(id.clone(), body.clone());
                     making.insert(id, shared.clone());
                     shared
                 }
