@@ -20,17 +20,6 @@
 //!   connection preface) are left to HTTP/2's own limits: frames of every stream share the
 //!   connection, so "a head in progress" means nothing there.
 //!
-//! **HTTP/2** differs in two ways:
-//! - Idle means no request for the idle timeout: I/O counts as progress only while a request
-//!   is being answered, or when a new one has arrived. hyper PINGs an idle connection every
-//!   30 s (to find dead peers), and a client's answer to that is traffic, but not use: counted,
-//!   it kept idle connections open for ever.
-//! - It is not cut at its first deadline: the wrapper asks the server (through the
-//!   [`HeadSignal`]) to send GOAWAY, which tells the client that no stream was dropped
-//!   unanswered (RFC 9113 §6.8), and gives it [`GOAWAY_GRACE`] without traffic to end (a
-//!   stream accepted meanwhile keeps the whole idle timeout); the next deadline cuts it. The
-//!   first-request deadline does the same in `server::Connection::serve`.
-//!
 //! This replaces hyper's own header-read timeout, which starts its clock as soon as a
 //! keep-alive connection begins waiting (so it cut idle keep-alive connections at the header
 //! timeout) and costs a boxed timer per request.
@@ -48,7 +37,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -75,11 +64,6 @@ struct Exchange {
     /// server when the connection is over, since hyper closes an idle keep-alive connection
     /// whose read failed as if the client had closed it, without passing the error on.
     expired: AtomicU8,
-    /// The connection opened with the HTTP/2 preface.
-    h2: AtomicBool,
-    /// A deadline passed on an HTTP/2 connection: the server is to end it with GOAWAY
-    /// (RFC 9113 §6.8) rather than by closing the socket under the client.
-    goaway: AtomicBool,
 }
 
 impl Exchange {
@@ -92,26 +76,6 @@ impl Exchange {
     /// An answer ended.
     fn end(&self) {
         self.answering.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// HTTP/2: whether I/O now is use of the connection (a request is being answered, or a
-    /// new one arrived since `seen`, which is brought up to date), not just traffic such as
-    /// PINGs and their answers.
-    fn in_use(&self, seen: &mut u64) -> bool {
-        let heads = self.heads.load(Ordering::Relaxed);
-        let new = heads != *seen;
-        *seen = heads;
-        new || self.answering.load(Ordering::Relaxed) > 0
-    }
-
-    /// HTTP/2: the time without use after which the connection is ended: `idle`, or
-    /// [`GOAWAY_GRACE`] once GOAWAY was sent and no request is being answered.
-    fn idle_limit(&self, idle: Duration) -> Duration {
-        if self.goaway.load(Ordering::Relaxed) && self.answering.load(Ordering::Relaxed) == 0 {
-            idle.min(GOAWAY_GRACE)
-        } else {
-            idle
-        }
     }
 }
 
@@ -150,32 +114,7 @@ impl HeadSignal {
     fn expire(&self, expired: Expired) {
         self.0.expired.store(expired.code(), Ordering::Relaxed);
     }
-
-    /// Whether the connection speaks HTTP/2 (its preface has arrived).
-    pub fn is_h2(&self) -> bool {
-        self.0.h2.load(Ordering::Relaxed)
-    }
-
-    /// Whether a deadline asks for this HTTP/2 connection to be ended with GOAWAY.
-    pub fn goaway_requested(&self) -> bool {
-        self.0.goaway.load(Ordering::Relaxed)
-    }
-
-    /// Asks for this HTTP/2 connection to be ended with GOAWAY (a deadline passed); `false`
-    /// when that was asked already.
-    pub fn request_goaway(&self, expired: Expired) -> bool {
-        if self.0.goaway.swap(true, Ordering::Relaxed) {
-            return false;
-        }
-        self.expire(expired);
-        true
-    }
 }
-
-/// How long an HTTP/2 connection that was sent GOAWAY for a deadline may go without traffic
-/// while it ends (its client acknowledges the PING that goes with it) before it is closed
-/// regardless; a request still being answered keeps the whole idle timeout.
-pub const GOAWAY_GRACE: Duration = Duration::from_secs(2);
 
 /// Held while a request is being answered; attach it to the response body
 /// ([`AnsweredBody`]), so that a long download is not mistaken for a slow head.
@@ -313,11 +252,8 @@ pin_project! {
         idle: Duration,
         last_progress: Instant,
         progressed: bool,
-        // HTTP/2: progress is dated when it happens, not at the next wait, and is only the
-        // I/O of requests (see the module docs).
+        // Date progress when it happens (HTTP/2), not at the next wait: see the module docs.
         eager: bool,
-        // HTTP/2: the service's head count as last seen (a change is a new request).
-        heads_seen: u64,
         head: Option<Head>,
     }
 }
@@ -333,7 +269,6 @@ impl<T> Deadlines<T> {
             last_progress: now,
             progressed: false,
             eager: false,
-            heads_seen: 0,
             head: None,
         }
     }
@@ -365,12 +300,10 @@ impl<T> Deadlines<T> {
         let this = self.project();
         match op(this.inner, cx) {
             Poll::Ready(r) => {
-                if !*this.eager {
-                    *this.progressed = true;
-                } else if let Some(head) = this.head.as_ref()
-                    && head.signal.0.in_use(this.heads_seen)
-                {
+                if *this.eager {
                     *this.last_progress = Instant::now();
+                } else {
+                    *this.progressed = true;
                 }
                 Poll::Ready(r)
             }
@@ -385,34 +318,13 @@ impl<T> Deadlines<T> {
                     }) if reading => clock.due(&signal.0),
                     _ => None,
                 };
-                let signal = this.head.as_ref().map(|head| &head.signal);
-                let idle = match signal {
-                    Some(signal) if *this.eager => signal.0.idle_limit(*this.idle),
-                    _ => *this.idle,
-                };
-                let idle_due = *this.last_progress + idle;
-                let expired = match check(this.timer.as_mut(), idle_due, head_due, cx) {
-                    Poll::Ready(expired) => expired,
-                    Poll::Pending => return Poll::Pending,
-                };
-                // HTTP/2, the first time: the server sends GOAWAY (it is woken to see the
-                // request), and the connection has `GOAWAY_GRACE` more to end by itself.
-                if *this.eager
-                    && let Some(signal) = signal
-                    && signal.request_goaway(expired)
-                {
-                    let now = Instant::now();
-                    *this.last_progress = now;
-                    this.timer
-                        .as_mut()
-                        .reset(now + signal.0.idle_limit(*this.idle));
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                if let Some(head) = this.head.as_ref() {
-                    head.signal.expire(expired);
-                }
-                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, expired)))
+                let idle_due = *this.last_progress + *this.idle;
+                check(this.timer.as_mut(), idle_due, head_due, cx).map(|expired| {
+                    if let Some(head) = this.head.as_ref() {
+                        head.signal.expire(expired);
+                    }
+                    Err(io::Error::new(io::ErrorKind::TimedOut, expired))
+                })
             }
         }
     }
@@ -470,7 +382,6 @@ impl<T: AsyncRead> AsyncRead for Deadlines<T> {
                 // The HTTP/2 preface: no head clock, and progress dated as it happens.
                 *clock = None;
                 *this.eager = true;
-                signal.0.h2.store(true, Ordering::Relaxed);
             }
         }
         r
@@ -589,77 +500,27 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn an_http2_connection_idle_after_a_late_write_is_asked_to_go_away_then_cut() {
+    async fn an_http2_write_after_the_last_wait_dates_the_idle_clock_itself() {
         let (mut client, server) = tokio::io::duplex(1024);
-        let signal = HeadSignal::default();
-        let io = Deadlines::new(server, TIMEOUT).with_head_timeout(HEAD, signal.clone());
+        let io = Deadlines::new(server, TIMEOUT).with_head_timeout(HEAD, HeadSignal::default());
         let (mut read, mut write) = tokio::io::split(io);
         client.write_all(H2_PREFACE).await.unwrap();
         let mut preface = [0u8; 24];
         read.read_exact(&mut preface).await.unwrap();
         let started = Instant::now();
-        // The connection waits to read; a request's response is written 5 s later (a store
-        // load) and nothing waits after it.
+        // The connection waits to read; a response is written 5 s later (a store load)
+        // and nothing waits after it.
         let reader = tokio::spawn(async move {
             let mut byte = [0u8; 1];
             read.read(&mut byte).await
         });
-        let answering = signal.head_complete();
         tokio::time::sleep(Duration::from_secs(5)).await;
         write.write_all(b"response").await.unwrap();
-        drop(answering);
-        assert!(signal.is_h2());
-        // Idle from the write (15 s), not from when the timer first fired (10 s, then 10
-        // more): then GOAWAY is asked for, and the close follows `GOAWAY_GRACE` later.
-        tokio::time::sleep(Duration::from_secs(9)).await;
-        assert!(!signal.goaway_requested(), "at 14 s");
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        assert!(signal.goaway_requested(), "at 16 s");
-        assert_eq!(signal.expired(), Some(Expired::Idle));
         let err = reader.await.unwrap().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        assert_eq!(
-            started.elapsed(),
-            Duration::from_secs(5) + TIMEOUT + GOAWAY_GRACE
-        );
+        // Idle from the write, not from when the timer first fired (10 s, then 10 more).
+        assert_eq!(started.elapsed(), Duration::from_secs(5) + TIMEOUT);
         drop(client);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn http2_traffic_without_requests_does_not_keep_a_connection_open() {
-        let (mut client, server) = tokio::io::duplex(1024);
-        let signal = HeadSignal::default();
-        let mut io = Deadlines::new(server, TIMEOUT).with_head_timeout(HEAD, signal.clone());
-        client.write_all(H2_PREFACE).await.unwrap();
-        let mut preface = [0u8; 24];
-        io.read_exact(&mut preface).await.unwrap();
-        let started = Instant::now();
-        // A PING answered every 3 s: traffic, but no request.
-        let pinger = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(3)).await;
-                if client.write_all(b"ping").await.is_err() {
-                    return;
-                }
-            }
-        });
-        let err = read_until_error_any(&mut io).await;
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        assert!(signal.goaway_requested());
-        assert_eq!(signal.expired(), Some(Expired::Idle));
-        // GOAWAY at 10 s, cut 2 s later: the pings count for neither.
-        assert_eq!(started.elapsed(), TIMEOUT + GOAWAY_GRACE);
-        pinger.abort();
-    }
-
-    /// Reads until the wrapper fails.
-    async fn read_until_error_any<T: AsyncRead + Unpin>(io: &mut T) -> io::Error {
-        let mut buf = [0u8; 64];
-        loop {
-            if let Err(e) = io.read(&mut buf).await {
-                return e;
-            }
-        }
     }
 
     const HEAD: Duration = Duration::from_secs(3);
@@ -788,24 +649,21 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn http2_connections_have_no_head_clock() {
         let (mut client, server) = tokio::io::duplex(1024);
-        let (mut io, signal) = with_head(server);
+        let (mut io, _signal) = with_head(server);
         let mut buf = [0u8; 1024];
-        // The preface in two reads, then, while a request is answered, frames a byte every
-        // 2 s: only the idle timeout applies, and it never fires.
+        // The preface in two reads, then frames a byte every 2 s: only the idle timeout
+        // applies, and it never fires.
         client.write_all(&H2_PREFACE[..5]).await.unwrap();
         assert_eq!(io.read(&mut buf).await.unwrap(), 5);
         client.write_all(&H2_PREFACE[5..]).await.unwrap();
         assert_eq!(io.read(&mut buf).await.unwrap(), H2_PREFACE.len() - 5);
-        let answering = signal.head_complete();
         let _client = trickle(client, &[0; 10], Duration::from_secs(2));
         let started = Instant::now();
         for _ in 0..10 {
             assert_eq!(io.read(&mut buf).await.unwrap(), 1);
         }
         assert_eq!(started.elapsed(), Duration::from_secs(18));
-        drop(answering);
         let err = io.read(&mut buf).await.unwrap_err();
         assert!(err.to_string().contains("idle"), "{err}");
-        assert!(signal.goaway_requested());
     }
 }

@@ -135,11 +135,7 @@ impl Server {
             .timer(TokioTimer::new())
             .max_header_list_size(settings.max_header_size as u32)
             .max_concurrent_streams(256)
-            // PINGs find dead peers; as traffic without requests they do not count against
-            // the idle timeout (`deadlines`), so they need not be rarer than it.
-            .keep_alive_interval(Some(
-                (settings.idle_timeout / 2).clamp(Duration::from_secs(1), Duration::from_secs(30)),
-            ))
+            .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(settings.header_read_timeout.min(Duration::from_secs(20)));
         // A connection that our HTTP/1 layer hands over after answering on it stays HTTP/1
         // (as it would with hyper from the start): its builder does not look for the HTTP/2
@@ -311,22 +307,15 @@ impl Connection {
         let metrics = &app.metrics;
         metrics.connection_opened();
         // The deadline is polled only until a request has been served; after that it no longer
-        // matters, and later wake-ups do not touch its timer. An HTTP/2 connection is first
-        // sent GOAWAY and given `GOAWAY_GRACE` to end.
+        // matters, and later wake-ups do not touch its timer.
         let result = std::future::poll_fn(|cx| {
-            loop {
-                if let Poll::Ready(r) = conn.as_mut().poll(cx) {
-                    return Poll::Ready(Some(r));
-                }
-                if head.served() || deadline.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                if !(head.is_h2() && head.request_goaway(deadlines::Expired::Head)) {
-                    return Poll::Ready(None);
-                }
-                let grace = tokio::time::Instant::now() + deadlines::GOAWAY_GRACE;
-                deadline.as_mut().reset(grace);
+            if let Poll::Ready(r) = conn.as_mut().poll(cx) {
+                return Poll::Ready(Some(r));
             }
+            if !head.served() && deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
         })
         .await;
         match &result {
@@ -352,9 +341,9 @@ async fn serve_with_hyper(
     stop: &Stop,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let app = app.clone();
-    let signal = head.clone();
+    let head = head.clone();
     let service = service_fn(move |req| {
-        let answering = signal.head_complete();
+        let answering = head.head_complete();
         let app = app.clone();
         async move {
             let res = crate::router::route(&app, req).await;
@@ -367,15 +356,13 @@ async fn serve_with_hyper(
     // On shutdown hyper finishes the request in progress and closes, or closes at once if it
     // has read nothing yet. So the shutdown is passed on only after hyper has been polled
     // once, and has taken the bytes handed over with the connection.
-    // A deadline that passes on an HTTP/2 connection asks for the same (GOAWAY, then the
-    // close), see `deadlines::GOAWAY_GRACE`.
     let mut stopping = std::pin::pin!(stop.cancelled());
     let mut told = false;
     std::future::poll_fn(|cx| {
         if let Poll::Ready(r) = conn.as_mut().poll(cx) {
             return Poll::Ready(r);
         }
-        if !told && (head.goaway_requested() || stopping.as_mut().poll(cx).is_ready()) {
+        if !told && stopping.as_mut().poll(cx).is_ready() {
             told = true;
             conn.as_mut().graceful_shutdown();
             return conn.as_mut().poll(cx);
