@@ -241,6 +241,14 @@ fn policy_explain_names_the_rule_and_its_headers() {
     }
     let (_, out, _) = run(&["policy", "explain", "/a/../b.css"]);
     assert!(out.contains("400"), "{out}");
+    // Streaming manifests change with every live segment: a second, not the media week.
+    for path in ["/live/index.m3u8", "/vod/manifest.mpd"] {
+        let (_, out, _) = run(&["policy", "explain", path]);
+        assert!(
+            out.contains("\"manifests\"") && out.contains("public, max-age=1\n"),
+            "{path}: {out}"
+        );
+    }
 }
 
 /// An S3 source whose environment names no credentials passes `check-config` (on EC2 they
