@@ -108,6 +108,17 @@ fn default_policies_give_the_documented_table() {
             "public, max-age=86400, stale-while-revalidate=8640",
         ),
         ("/doc.pdf", "application/pdf", "public, max-age=43200"),
+        (
+            "/live/index.m3u8",
+            "application/vnd.apple.mpegurl; charset=utf-8",
+            "public, max-age=1",
+        ),
+        (
+            "/vod/manifest.mpd",
+            "application/dash+xml",
+            "public, max-age=1",
+        ),
+        ("/radio.m3u", "audio/x-mpegurl", "public, max-age=1"),
         ("/index.html", "text/html; charset=utf-8", "no-cache"),
         ("/", "text/html", "no-cache"),
         (
@@ -152,9 +163,14 @@ fn default_policies_give_the_documented_table() {
 #[test]
 fn strict_cdn_example_caches_longer_at_the_cdn() {
     let s = PolicySet::load(&shipped().join("examples/strict-cdn.toml")).unwrap();
+    // Live manifests change with every segment: a second at the CDN too.
+    let manifest = s.select("/live/index.m3u8", "application/vnd.apple.mpegurl");
+    assert_eq!(manifest.name, "manifests");
+    assert_eq!(header(&manifest.cache_control), Some("public, max-age=1"));
+    assert_eq!(header(&manifest.cdn_cache_control), Some("max-age=1"));
     for policy in s
         .policies()
-        .filter(|p| p.name != "errors" && p.name != "fingerprinted")
+        .filter(|p| !["errors", "fingerprinted", "manifests"].contains(&p.name.as_str()))
     {
         let cdn = policy
             .cdn_directives
