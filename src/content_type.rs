@@ -91,19 +91,19 @@ pub fn is_text(essence: &str) -> bool {
 /// [`is_text`]) unless `bytes` were found not to be UTF-8; `application/octet-stream` when
 /// unknown.
 pub fn content_type_for(key: &str, bytes: TextBytes) -> (HeaderValue, String) {
-    let mime = guess(key);
-    let essence = mime.essence_str().to_string();
-    let value = if is_text(&essence)
-        && bytes != TextBytes::NotUtf8
-        && mime.get_param("charset").is_none()
-    {
-        format!("{essence}; charset=utf-8")
+    let essence = essence_for(key);
+    (header_for(&essence, bytes), essence)
+}
+
+/// The Content-Type field for a type's `essence` (as [`essence_for`] gives it: no
+/// parameters): `charset=utf-8` added on text unless `bytes` were found not to be UTF-8.
+pub fn header_for(essence: &str, bytes: TextBytes) -> HeaderValue {
+    let value = if is_text(essence) && bytes != TextBytes::NotUtf8 {
+        HeaderValue::from_str(&format!("{essence}; charset=utf-8"))
     } else {
-        mime.to_string()
+        HeaderValue::from_str(essence)
     };
-    let header = HeaderValue::from_str(&value)
-        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
-    (header, essence)
+    value.unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
 }
 
 /// The type by a key's extension, corrected (see the module docs).

@@ -24,7 +24,7 @@ use lru::LruCache;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
-use crate::content_type::{TextBytes, content_type_for, essence_for, is_text};
+use crate::content_type::{TextBytes, essence_for, header_for, is_text};
 use crate::encoding::Encoding;
 use crate::etag::ETag;
 use crate::policy::{Policy, PolicyChoice, PolicySet};
@@ -261,9 +261,10 @@ impl Loader {
         info: ObjectInfo,
         fetched: Option<Bytes>,
     ) -> Result<Object, StoreError> {
-        let text = is_text(&essence_for(key));
-        let (Checked { etag, text: bytes }, body) = self.validators(&info, fetched, text).await?;
-        let (content_type, mime) = content_type_for(key, bytes);
+        let mime = essence_for(key);
+        let (Checked { etag, text: bytes }, body) =
+            self.validators(&info, fetched, is_text(&mime)).await?;
+        let content_type = header_for(&mime, bytes);
         let compressible = crate::encoding::is_compressible(&mime);
         let sidecars = if compressible {
             self.sidecars(key, &info, &etag).await?

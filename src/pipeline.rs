@@ -344,6 +344,11 @@ async fn serve(
         vary.write(h);
         cors.write(h);
     };
+    let failed = |e: &StoreError| {
+        let mut res = store_failure(e, &object.key);
+        as_its_200(res.headers_mut());
+        res
+    };
     let chosen = if negotiable {
         // A Range request is served from stable bytes only (issue 3, point 11): when the object
         // is too big to hold a compressed variant, on-the-fly encodings are not offered for it.
@@ -382,8 +387,7 @@ async fn serve(
         Ok(rep) => rep,
         Err(e @ StoreError::Changed { .. }) => return Err(e),
         Err(e) => {
-            outcome.response = store_failure(&e, &object.key);
-            as_its_200(outcome.response.headers_mut());
+            outcome.response = failed(&e);
             return Ok(outcome);
         }
     };
@@ -547,10 +551,7 @@ async fn serve(
             outcome.shared = shared_fields;
         }
         Err(e @ StoreError::Changed { .. }) => return Err(e),
-        Err(e) => {
-            outcome.response = store_failure(&e, &object.key);
-            as_its_200(outcome.response.headers_mut());
-        }
+        Err(e) => outcome.response = failed(&e),
     }
     Ok(outcome)
 }
