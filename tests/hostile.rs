@@ -914,3 +914,152 @@ async fn huge_heads_get_431_414_or_a_close_never_a_hang() {
     steady.finish("huge heads").await;
     srv.stop().await;
 }
+
+/// Reads HTTP/2 frames until the server closes the connection, answering its PINGs (as a
+/// client does), and returns the frame types seen and how long until the close.
+async fn h2_frames_until_close(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, Duration) {
+    let started = Instant::now();
+    let mut types = Vec::new();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = match tokio::time::timeout_at((started + limit).into(), s.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (types, started.elapsed()),
+            Ok(Ok(n)) => n,
+            Err(_) => panic!("still open after {limit:?}; frames {types:?}"),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        while buf.len() >= 9 {
+            let len = usize::from(buf[0]) << 16 | usize::from(buf[1]) << 8 | usize::from(buf[2]);
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (buf[3], buf[4]);
+            types.push(kind);
+            if kind == 6 && flags & 1 == 0 {
+                let mut ack = vec![0, 0, 8, 6, 1, 0, 0, 0, 0];
+                ack.extend_from_slice(&buf[9..17]);
+                let _ = s.write_all(&ack).await;
+            }
+            buf.drain(..9 + len);
+        }
+    }
+}
+
+#[tokio::test]
+async fn http2_connections_past_a_deadline_are_sent_goaway_before_the_close() {
+    let dir = tree_with_big_file(1024);
+    let srv = start(slow_args(dir.path()), None).await;
+    let mut settings = H2_PREFACE.to_vec();
+    settings.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+
+    // No request within the first-request deadline (1 s).
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(&settings).await.unwrap();
+    let (types, took) = h2_frames_until_close(&mut s, Duration::from_secs(8)).await;
+    assert!(types.contains(&7), "no GOAWAY before the close: {types:?}");
+    assert!(took < Duration::from_secs(4), "closed after {took:?}");
+
+    // Idle (2 s) after a request: GET /public.txt, HPACK with static-table names.
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let mut block = vec![0x82, 0x86, 0x01, 0x01, b't', 0x04, 0x0b];
+    block.extend_from_slice(b"/public.txt");
+    let mut request = settings.clone();
+    let len = u8::try_from(block.len()).unwrap();
+    request.extend_from_slice(&[0, 0, len, 1, 0x05, 0, 0, 0, 1]);
+    request.extend_from_slice(&block);
+    s.write_all(&request).await.unwrap();
+    let (types, took) = h2_frames_until_close(&mut s, Duration::from_secs(10)).await;
+    assert!(types.contains(&1), "no response HEADERS: {types:?}");
+    assert!(types.contains(&7), "no GOAWAY before the close: {types:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
+    srv.stop().await;
+}
+
+/// A client reading a large HTTP/2 response slowly, with a window large enough that the
+/// server writes all of it into the kernel's buffers at once: the connection is idle on the
+/// server's side long before the client has read it. It must still get every byte: the
+/// connection is not idle while the client receives what the kernel holds (the send queue
+/// moves), and the GOAWAY and close that follow are a lingering close, so the client's answer
+/// to the GOAWAY's PING does not reset the connection and drop what it has not read yet.
+#[tokio::test]
+async fn a_slow_http2_download_outlasting_the_idle_timeout_arrives_whole() {
+    const SIZE: usize = 12 * 1024 * 1024;
+    const WINDOW: u32 = 8 << 20;
+    let window_update = |stream: u8, increment: u32| -> [u8; 13] {
+        let mut frame = [0, 0, 4, 8, 0, 0, 0, 0, stream, 0, 0, 0, 0];
+        frame[9..].copy_from_slice(&increment.to_be_bytes());
+        frame
+    };
+    let dir = tree_with_big_file(SIZE);
+    let srv = start(slow_args(dir.path()), None).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let mut out = H2_PREFACE.to_vec();
+    // SETTINGS: INITIAL_WINDOW_SIZE 8 MiB, and the connection window raised to it; every MiB
+    // read is given back to both (WINDOW_UPDATE), as a browser does.
+    out.extend_from_slice(&[0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 4]);
+    out.extend_from_slice(&WINDOW.to_be_bytes());
+    out.extend_from_slice(&window_update(0, WINDOW - 65_535));
+    // GET /big.bin on stream 1.
+    let mut block = vec![0x82, 0x86, 0x01, 0x01, b't', 0x04, 0x08];
+    block.extend_from_slice(b"/big.bin");
+    let len = u8::try_from(block.len()).unwrap();
+    out.extend_from_slice(&[0, 0, len, 1, 0x05, 0, 0, 0, 1]);
+    out.extend_from_slice(&block);
+    s.write_all(&out).await.unwrap();
+    let started = Instant::now();
+    let (mut data, mut ended, mut goaway) = (0usize, false, false);
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let closed = loop {
+        assert!(started.elapsed() < Duration::from_secs(30), "still open");
+        let n = match s.read(&mut chunk).await {
+            Ok(0) => break "EOF".to_string(),
+            Ok(n) => n,
+            Err(e) => break e.to_string(),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        while buf.len() >= 9 {
+            let len = usize::from(buf[0]) << 16 | usize::from(buf[1]) << 8 | usize::from(buf[2]);
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (buf[3], buf[4]);
+            match kind {
+                0 => {
+                    if (data + len) >> 20 > data >> 20 {
+                        let mut updates = window_update(0, 1 << 20).to_vec();
+                        updates.extend_from_slice(&window_update(1, 1 << 20));
+                        let _ = s.write_all(&updates).await;
+                    }
+                    data += len;
+                    ended |= flags & 1 == 1;
+                }
+                6 if flags & 1 == 0 => {
+                    let mut ack = vec![0, 0, 8, 6, 1, 0, 0, 0, 0];
+                    ack.extend_from_slice(&buf[9..17]);
+                    let _ = s.write_all(&ack).await;
+                }
+                7 => goaway = true,
+                _ => {}
+            }
+            buf.drain(..9 + len);
+        }
+        // About 3 MB/s: 4 s for the body, twice the idle timeout.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let took = started.elapsed();
+    eprintln!("slow HTTP/2 download: {data} bytes in {took:?}, then {closed}");
+    assert_eq!(data, SIZE, "ended {ended}, then {closed}");
+    assert!(ended);
+    assert!(
+        took > Duration::from_secs(3),
+        "not slow enough to test: {took:?}"
+    );
+    assert!(goaway, "closed without GOAWAY");
+    assert_eq!(closed, "EOF");
+    srv.stop().await;
+}

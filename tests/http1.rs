@@ -459,3 +459,56 @@ async fn a_request_handed_to_hyper_during_shutdown_is_answered() {
             .unwrap();
     }
 }
+
+/// Sends a `Connection: close` request for `target`, and more bytes once the answer begins
+/// that the server will never read, and reads the answer slowly; returns the body bytes received and whether
+/// the connection ended with a reset.
+async fn close_with_unread_bytes(addr: SocketAddr, target: &str) -> (usize, bool) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let reset = loop {
+        match s.read(&mut buf).await {
+            Ok(0) => break false,
+            Ok(n) => {
+                // Once the answer has begun, the next request (pipelined, as if the client
+                // had missed the `connection: close`): the server never reads it.
+                if got.is_empty() {
+                    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+                        .await
+                        .unwrap();
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+                break true;
+            }
+        }
+        // About 6 MB/s: the server's last write finds most of the body still queued.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    (got.len().saturating_sub(head_end(&got)), reset)
+}
+
+/// A close while the client still has bytes on the way (a pipelined request after
+/// `Connection: close`, the rest of a body) is a lingering one: the server reads and discards
+/// them until the client closes, so the kernel does not answer them with a reset, which would
+/// drop the part of the response not yet delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_with_unread_client_bytes_still_delivers_the_whole_response() {
+    const SIZE: usize = 12 * 1024 * 1024;
+    let dir = common::local_fixtures();
+    std::fs::write(dir.path().join("large.bin"), vec![7u8; SIZE]).unwrap();
+    for fast in [true, false] {
+        let mut args = common::args(dir.path());
+        args.fast_http1 = Some(fast);
+        let srv = common::start(args, None).await;
+        let (body, reset) = close_with_unread_bytes(srv.addr, "/large.bin").await;
+        assert!(!reset, "fast_http1 {fast}: reset after {body} bytes");
+        assert_eq!(body, SIZE, "fast_http1 {fast}");
+        srv.stop().await;
+    }
+}

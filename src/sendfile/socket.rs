@@ -43,6 +43,11 @@ impl ZeroCopyStream {
             metrics,
         }
     }
+
+    /// The TCP stream underneath.
+    pub fn tcp(&self) -> &TcpStream {
+        &self.stream
+    }
 }
 
 /// The first slice of `bufs` to send from the arena: its index and file offset.

@@ -20,6 +20,25 @@
 //!   connection preface) are left to HTTP/2's own limits: frames of every stream share the
 //!   connection, so "a head in progress" means nothing there.
 //!
+//! **HTTP/2** differs in two ways:
+//! - Idle means no request for the idle timeout: I/O counts as progress only while a request
+//!   is being answered, or when a new one has arrived. A client's PINGs and window updates are
+//!   traffic, but not use: counted, a client that PINGs would keep an idle connection open
+//!   for ever.
+//! - It is not cut at its first deadline: the wrapper asks the server (through the
+//!   [`HeadSignal`]) to send GOAWAY, which tells the client that no stream was dropped
+//!   unanswered (RFC 9113 §6.8), and gives it [`GOAWAY_GRACE`] without traffic to end (a
+//!   stream accepted meanwhile keeps the whole idle timeout); the next deadline cuts it. The
+//!   first-request deadline does the same in `server::Connection::serve`.
+//!
+//! **The send queue** (both protocols): a write completes once its bytes are in the kernel's
+//! buffers, so a client may still be receiving a response long after the last write. When
+//! the idle deadline passes, the socket's unacknowledged bytes (`send_queue`) are looked at:
+//! a count that moved since the last look is the client's progress. At the first look after
+//! progress of our own there is nothing to compare with, so a queue that is not empty is
+//! looked at again [`QUEUE_PROBE`] later: a client that stopped reading is cut that much
+//! after the idle timeout.
+//!
 //! This replaces hyper's own header-read timeout, which starts its clock as soon as a
 //! keep-alive connection begins waiting (so it cut idle keep-alive connections at the header
 //! timeout) and costs a boxed timer per request.
@@ -37,13 +56,15 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+
+use super::send_queue::SendQueue;
 
 /// The HTTP/2 connection preface (RFC 9113 section 3.4), as hyper-util's protocol detection
 /// reads it.
@@ -64,6 +85,11 @@ struct Exchange {
     /// server when the connection is over, since hyper closes an idle keep-alive connection
     /// whose read failed as if the client had closed it, without passing the error on.
     expired: AtomicU8,
+    /// The connection opened with the HTTP/2 preface.
+    h2: AtomicBool,
+    /// A deadline passed on an HTTP/2 connection: the server is to end it with GOAWAY
+    /// (RFC 9113 §6.8) rather than by closing the socket under the client.
+    goaway: AtomicBool,
 }
 
 impl Exchange {
@@ -76,6 +102,26 @@ impl Exchange {
     /// An answer ended.
     fn end(&self) {
         self.answering.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// HTTP/2: whether I/O now is use of the connection (a request is being answered, or a
+    /// new one arrived since `seen`, which is brought up to date), not just traffic such as
+    /// PINGs and their answers.
+    fn in_use(&self, seen: &mut u64) -> bool {
+        let heads = self.heads.load(Ordering::Relaxed);
+        let new = heads != *seen;
+        *seen = heads;
+        new || self.answering.load(Ordering::Relaxed) > 0
+    }
+
+    /// HTTP/2: the time without use after which the connection is ended: `idle`, or
+    /// [`GOAWAY_GRACE`] once GOAWAY was sent and no request is being answered.
+    fn idle_limit(&self, idle: Duration) -> Duration {
+        if self.goaway.load(Ordering::Relaxed) && self.answering.load(Ordering::Relaxed) == 0 {
+            idle.min(GOAWAY_GRACE)
+        } else {
+            idle
+        }
     }
 }
 
@@ -114,7 +160,32 @@ impl HeadSignal {
     fn expire(&self, expired: Expired) {
         self.0.expired.store(expired.code(), Ordering::Relaxed);
     }
+
+    /// Whether the connection speaks HTTP/2 (its preface has arrived).
+    pub fn is_h2(&self) -> bool {
+        self.0.h2.load(Ordering::Relaxed)
+    }
+
+    /// Whether a deadline asks for this HTTP/2 connection to be ended with GOAWAY.
+    pub fn goaway_requested(&self) -> bool {
+        self.0.goaway.load(Ordering::Relaxed)
+    }
+
+    /// Asks for this HTTP/2 connection to be ended with GOAWAY (a deadline passed); `false`
+    /// when that was asked already.
+    pub fn request_goaway(&self, expired: Expired) -> bool {
+        if self.0.goaway.swap(true, Ordering::Relaxed) {
+            return false;
+        }
+        self.expire(expired);
+        true
+    }
 }
+
+/// How long an HTTP/2 connection that was sent GOAWAY for a deadline may go without traffic
+/// while it ends (its client acknowledges the PING that goes with it) before it is closed
+/// regardless; a request still being answered keeps the whole idle timeout.
+pub const GOAWAY_GRACE: Duration = Duration::from_secs(2);
 
 /// Held while a request is being answered; attach it to the response body
 /// ([`AnsweredBody`]), so that a long download is not mistaken for a slow head.
@@ -252,8 +323,16 @@ pin_project! {
         idle: Duration,
         last_progress: Instant,
         progressed: bool,
-        // Date progress when it happens (HTTP/2), not at the next wait: see the module docs.
+        // HTTP/2: progress is dated when it happens, not at the next wait, and is only the
+        // I/O of requests (see the module docs).
         eager: bool,
+        // HTTP/2: the service's head count as last seen (a change is a new request).
+        heads_seen: u64,
+        // The send queue when the idle deadline last passed, since the last progress of our
+        // own (see `send_queue`).
+        unacknowledged: Option<usize>,
+        // When the send queue is to be looked at again, if it was looked at since then.
+        queue_due: Option<Instant>,
         head: Option<Head>,
     }
 }
@@ -269,6 +348,9 @@ impl<T> Deadlines<T> {
             last_progress: now,
             progressed: false,
             eager: false,
+            heads_seen: 0,
+            unacknowledged: None,
+            queue_due: None,
             head: None,
         }
     }
@@ -289,6 +371,13 @@ impl<T> Deadlines<T> {
         self
     }
 
+    /// The wrapped stream, deadlines dropped.
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+}
+
+impl<T: SendQueue> Deadlines<T> {
     /// Runs one I/O operation on the inner stream: a completed one counts as progress; a
     /// pending one fails once the idle deadline has passed, or, for a read, the head's.
     fn track<R>(
@@ -297,19 +386,25 @@ impl<T> Deadlines<T> {
         reading: bool,
         op: impl FnOnce(Pin<&mut T>, &mut Context<'_>) -> Poll<io::Result<R>>,
     ) -> Poll<io::Result<R>> {
-        let this = self.project();
-        match op(this.inner, cx) {
+        let mut this = self.project();
+        match op(this.inner.as_mut(), cx) {
             Poll::Ready(r) => {
-                if *this.eager {
-                    *this.last_progress = Instant::now();
-                } else {
+                if !*this.eager {
                     *this.progressed = true;
+                } else if let Some(head) = this.head.as_ref()
+                    && head.signal.0.in_use(this.heads_seen)
+                {
+                    *this.last_progress = Instant::now();
+                    *this.unacknowledged = None;
+                    *this.queue_due = None;
                 }
                 Poll::Ready(r)
             }
             Poll::Pending => {
                 if std::mem::take(this.progressed) {
                     *this.last_progress = Instant::now();
+                    *this.unacknowledged = None;
+                    *this.queue_due = None;
                 }
                 let head_due = match this.head.as_mut() {
                     Some(Head {
@@ -318,15 +413,68 @@ impl<T> Deadlines<T> {
                     }) if reading => clock.due(&signal.0),
                     _ => None,
                 };
-                let idle_due = *this.last_progress + *this.idle;
-                check(this.timer.as_mut(), idle_due, head_due, cx).map(|expired| {
-                    if let Some(head) = this.head.as_ref() {
-                        head.signal.expire(expired);
-                    }
-                    Err(io::Error::new(io::ErrorKind::TimedOut, expired))
-                })
+                let signal = this.head.as_ref().map(|head| &head.signal);
+                let idle = match signal {
+                    Some(signal) if *this.eager => signal.0.idle_limit(*this.idle),
+                    _ => *this.idle,
+                };
+                let idle_due = this.queue_due.unwrap_or(*this.last_progress + idle);
+                let expired = match check(this.timer.as_mut(), idle_due, head_due, cx) {
+                    Poll::Ready(expired) => expired,
+                    Poll::Pending => return Poll::Pending,
+                };
+                // Idle on our side, but the client may still be receiving what the kernel
+                // holds for it (`send_queue`): a queue that moved since the last look is
+                // progress; at the first look, a queue that is not empty is looked at again
+                // `QUEUE_PROBE` later. So a client that stops reading is cut at most
+                // `QUEUE_PROBE` after the idle timeout.
+                if expired == Expired::Idle
+                    && let Some(again) = queue_look(
+                        this.inner.as_ref().get_ref().unacknowledged(),
+                        this.unacknowledged,
+                        idle,
+                    )
+                {
+                    let due = Instant::now() + again;
+                    *this.queue_due = Some(due);
+                    this.timer.as_mut().reset(due);
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                // HTTP/2, the first time: the server sends GOAWAY (it is woken to see the
+                // request), and the connection has `GOAWAY_GRACE` more to end by itself.
+                if *this.eager
+                    && let Some(signal) = signal
+                    && signal.request_goaway(expired)
+                {
+                    let now = Instant::now();
+                    *this.last_progress = now;
+                    this.timer
+                        .as_mut()
+                        .reset(now + signal.0.idle_limit(*this.idle));
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                if let Some(head) = this.head.as_ref() {
+                    head.signal.expire(expired);
+                }
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, expired)))
             }
         }
+    }
+}
+
+/// How long after the idle deadline a send queue that was not empty is looked at again,
+/// when there was no earlier look to compare it with.
+pub const QUEUE_PROBE: Duration = Duration::from_secs(1);
+
+/// At an idle deadline, with `queued` bytes in the send queue and `seen` at the last look
+/// (updated): how long until the next look, or `None` when the connection is idle.
+fn queue_look(queued: usize, seen: &mut Option<usize>, idle: Duration) -> Option<Duration> {
+    match seen.replace(queued) {
+        Some(before) if before != queued => Some(idle),
+        None if queued > 0 => Some(QUEUE_PROBE.min(idle)),
+        _ => None,
     }
 }
 
@@ -361,7 +509,7 @@ fn check(
     }
 }
 
-impl<T: AsyncRead> AsyncRead for Deadlines<T> {
+impl<T: AsyncRead + SendQueue> AsyncRead for Deadlines<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -382,13 +530,14 @@ impl<T: AsyncRead> AsyncRead for Deadlines<T> {
                 // The HTTP/2 preface: no head clock, and progress dated as it happens.
                 *clock = None;
                 *this.eager = true;
+                signal.0.h2.store(true, Ordering::Relaxed);
             }
         }
         r
     }
 }
 
-impl<T: AsyncWrite> AsyncWrite for Deadlines<T> {
+impl<T: AsyncWrite + SendQueue> AsyncWrite for Deadlines<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -500,27 +649,117 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn an_http2_write_after_the_last_wait_dates_the_idle_clock_itself() {
+    async fn an_http2_connection_idle_after_a_late_write_is_asked_to_go_away_then_cut() {
         let (mut client, server) = tokio::io::duplex(1024);
-        let io = Deadlines::new(server, TIMEOUT).with_head_timeout(HEAD, HeadSignal::default());
+        let signal = HeadSignal::default();
+        let io = Deadlines::new(server, TIMEOUT).with_head_timeout(HEAD, signal.clone());
         let (mut read, mut write) = tokio::io::split(io);
         client.write_all(H2_PREFACE).await.unwrap();
         let mut preface = [0u8; 24];
         read.read_exact(&mut preface).await.unwrap();
         let started = Instant::now();
-        // The connection waits to read; a response is written 5 s later (a store load)
-        // and nothing waits after it.
+        // The connection waits to read; a request's response is written 5 s later (a store
+        // load) and nothing waits after it.
         let reader = tokio::spawn(async move {
             let mut byte = [0u8; 1];
             read.read(&mut byte).await
         });
+        let answering = signal.head_complete();
         tokio::time::sleep(Duration::from_secs(5)).await;
         write.write_all(b"response").await.unwrap();
+        drop(answering);
+        assert!(signal.is_h2());
+        // Idle from the write (15 s), not from when the timer first fired (10 s, then 10
+        // more): then GOAWAY is asked for, and the close follows `GOAWAY_GRACE` later.
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        assert!(!signal.goaway_requested(), "at 14 s");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(signal.goaway_requested(), "at 16 s");
+        assert_eq!(signal.expired(), Some(Expired::Idle));
         let err = reader.await.unwrap().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        // Idle from the write, not from when the timer first fired (10 s, then 10 more).
-        assert_eq!(started.elapsed(), Duration::from_secs(5) + TIMEOUT);
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(5) + TIMEOUT + GOAWAY_GRACE
+        );
         drop(client);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http2_traffic_without_requests_does_not_keep_a_connection_open() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let signal = HeadSignal::default();
+        let mut io = Deadlines::new(server, TIMEOUT).with_head_timeout(HEAD, signal.clone());
+        client.write_all(H2_PREFACE).await.unwrap();
+        let mut preface = [0u8; 24];
+        io.read_exact(&mut preface).await.unwrap();
+        let started = Instant::now();
+        // A PING answered every 3 s: traffic, but no request.
+        let pinger = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                if client.write_all(b"ping").await.is_err() {
+                    return;
+                }
+            }
+        });
+        let err = read_until_error_any(&mut io).await;
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(signal.goaway_requested());
+        assert_eq!(signal.expired(), Some(Expired::Idle));
+        // GOAWAY at 10 s, cut 2 s later: the pings count for neither.
+        assert_eq!(started.elapsed(), TIMEOUT + GOAWAY_GRACE);
+        pinger.abort();
+    }
+
+    /// Reads until the wrapper fails.
+    async fn read_until_error_any<T: AsyncRead + Unpin>(io: &mut T) -> io::Error {
+        let mut buf = [0u8; 64];
+        loop {
+            if let Err(e) = io.read(&mut buf).await {
+                return e;
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_still_receiving_what_the_kernel_holds_is_not_idle() {
+        use crate::server::send_queue::testing::pair;
+        let (_client, server, queued) = pair();
+        let mut io = Deadlines::new(server, TIMEOUT);
+        // Our last write left 8,000 bytes queued; the client takes 250 of them every 0.5 s.
+        queued.store(8_000, Ordering::Relaxed);
+        let started = Instant::now();
+        let shrinking = queued.clone();
+        let feeder = tokio::spawn(async move {
+            for left in (0..32).rev() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                shrinking.store(left * 250, Ordering::Relaxed);
+            }
+        });
+        let mut buf = [0u8; 16];
+        let err = io.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        // The deadline at 10 s saw a queue, looked again 1 s later and saw it move; the look
+        // at 21 s saw it moved (it emptied at 16 s), and the one at 31 s saw it still empty.
+        assert_eq!(started.elapsed(), Duration::from_secs(31));
+        feeder.await.unwrap();
+
+        // A client that reads nothing: the queue does not move between the two looks.
+        let (_client, server, queued) = pair();
+        let mut io = Deadlines::new(server, TIMEOUT);
+        queued.store(8_000, Ordering::Relaxed);
+        let started = Instant::now();
+        let err = io.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), TIMEOUT + QUEUE_PROBE);
+
+        // Nothing queued: cut at the idle timeout, as ever.
+        let (_client, server, _queued) = pair();
+        let mut io = Deadlines::new(server, TIMEOUT);
+        let started = Instant::now();
+        io.read(&mut buf).await.unwrap_err();
+        assert_eq!(started.elapsed(), TIMEOUT);
     }
 
     const HEAD: Duration = Duration::from_secs(3);
@@ -649,21 +888,24 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn http2_connections_have_no_head_clock() {
         let (mut client, server) = tokio::io::duplex(1024);
-        let (mut io, _signal) = with_head(server);
+        let (mut io, signal) = with_head(server);
         let mut buf = [0u8; 1024];
-        // The preface in two reads, then frames a byte every 2 s: only the idle timeout
-        // applies, and it never fires.
+        // The preface in two reads, then, while a request is answered, frames a byte every
+        // 2 s: only the idle timeout applies, and it never fires.
         client.write_all(&H2_PREFACE[..5]).await.unwrap();
         assert_eq!(io.read(&mut buf).await.unwrap(), 5);
         client.write_all(&H2_PREFACE[5..]).await.unwrap();
         assert_eq!(io.read(&mut buf).await.unwrap(), H2_PREFACE.len() - 5);
+        let answering = signal.head_complete();
         let _client = trickle(client, &[0; 10], Duration::from_secs(2));
         let started = Instant::now();
         for _ in 0..10 {
             assert_eq!(io.read(&mut buf).await.unwrap(), 1);
         }
         assert_eq!(started.elapsed(), Duration::from_secs(18));
+        drop(answering);
         let err = io.read(&mut buf).await.unwrap_err();
         assert!(err.to_string().contains("idle"), "{err}");
+        assert!(signal.goaway_requested());
     }
 }
