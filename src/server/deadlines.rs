@@ -22,22 +22,26 @@
 //!
 //! **HTTP/2** differs in two ways:
 //! - Idle means no request for the idle timeout: I/O counts as progress only while a request
-//!   is being answered, or when a new one has arrived. A client's PINGs and window updates are
-//!   traffic, but not use: counted, a client that PINGs would keep an idle connection open
-//!   for ever.
+//!   is being answered, when a new one has arrived, or when response bytes are written (a
+//!   write of [`USE_WRITE`] or more, which a response's tail may be after hyper is done with
+//!   its body). A client's PINGs and window updates, and our answers to them, are traffic,
+//!   but not use: counted, a client that PINGs (Firefox does, after 58 s without traffic)
+//!   would keep an idle connection open for ever.
 //! - It is not cut at its first deadline: the wrapper asks the server (through the
 //!   [`HeadSignal`]) to send GOAWAY, which tells the client that no stream was dropped
-//!   unanswered (RFC 9113 §6.8), and gives it [`GOAWAY_GRACE`] without traffic to end (a
+//!   unanswered (RFC 9113 §6.8), and gives it [`GOAWAY_GRACE`] without use to end (a
 //!   stream accepted meanwhile keeps the whole idle timeout); the next deadline cuts it. The
 //!   first-request deadline does the same in `server::Connection::serve`.
 //!
 //! **The send queue** (both protocols): a write completes once its bytes are in the kernel's
 //! buffers, so a client may still be receiving a response long after the last write. When
 //! the idle deadline passes, the socket's unacknowledged bytes (`send_queue`) are looked at:
-//! a count that moved since the last look is the client's progress. At the first look after
-//! progress of our own there is nothing to compare with, so a queue that is not empty is
-//! looked at again [`QUEUE_PROBE`] later: a client that stopped reading is cut that much
-//! after the idle timeout.
+//! a queue that shrank since the last look by [`MIN_RECEIVE_RATE`] (or emptied) is the
+//! client's progress, for another idle timeout. At the first look after progress of our own
+//! there is nothing to compare with, so a queue that is not empty is looked at again
+//! [`QUEUE_PROBE`] later: a client that stopped reading is cut that much after the idle
+//! timeout, and an HTTP/2 one without GOAWAY, which would wait behind the bytes it does not
+//! read. A queue that only grows (our answers to a client's PINGs) is no progress.
 //!
 //! This replaces hyper's own header-read timeout, which starts its clock as soon as a
 //! keep-alive connection begins waiting (so it cut idle keep-alive connections at the header
@@ -45,7 +49,8 @@
 //!
 //! Both deadlines are kept lazily on one timer: a completed read or write only sets a flag;
 //! the clock is read when an operation next has to wait after progress, and the timer,
-//! armed once, is moved only when it fires early or a head has to finish sooner. A request
+//! armed once, is moved only when it fires (early, or for a look at the send queue or a
+//! GOAWAY) or a head has to finish sooner. A request
 //! whose head arrives in one read adds no clock read and no timer update to that. HTTP/1
 //! always waits for the next request's bytes after writing a response, so that wait dates
 //! the progress; HTTP/2 may write a response (one answered from the store, after the
@@ -182,7 +187,7 @@ impl HeadSignal {
     }
 }
 
-/// How long an HTTP/2 connection that was sent GOAWAY for a deadline may go without traffic
+/// How long an HTTP/2 connection that was sent GOAWAY for a deadline may go without use
 /// while it ends (its client acknowledges the PING that goes with it) before it is closed
 /// regardless; a request still being answered keeps the whole idle timeout.
 pub const GOAWAY_GRACE: Duration = Duration::from_secs(2);
@@ -328,11 +333,8 @@ pin_project! {
         eager: bool,
         // HTTP/2: the service's head count as last seen (a change is a new request).
         heads_seen: u64,
-        // The send queue when the idle deadline last passed, since the last progress of our
-        // own (see `send_queue`).
-        unacknowledged: Option<usize>,
-        // When the send queue is to be looked at again, if it was looked at since then.
-        queue_due: Option<Instant>,
+        // The send queue as the idle deadline saw it since our last progress.
+        queue: QueueWatch,
         head: Option<Head>,
     }
 }
@@ -349,8 +351,7 @@ impl<T> Deadlines<T> {
             progressed: false,
             eager: false,
             heads_seen: 0,
-            unacknowledged: None,
-            queue_due: None,
+            queue: QueueWatch::default(),
             head: None,
         }
     }
@@ -378,6 +379,15 @@ impl<T> Deadlines<T> {
 }
 
 impl<T: SendQueue> Deadlines<T> {
+    /// After a write: on HTTP/2, one of [`USE_WRITE`] bytes or more is use (see there).
+    fn written(self: Pin<&mut Self>, r: &Poll<io::Result<usize>>) {
+        let this = self.project();
+        if *this.eager && matches!(r, Poll::Ready(Ok(n)) if *n >= USE_WRITE) {
+            *this.last_progress = Instant::now();
+            this.queue.forget();
+        }
+    }
+
     /// Runs one I/O operation on the inner stream: a completed one counts as progress; a
     /// pending one fails once the idle deadline has passed, or, for a read, the head's.
     fn track<R>(
@@ -395,16 +405,14 @@ impl<T: SendQueue> Deadlines<T> {
                     && head.signal.0.in_use(this.heads_seen)
                 {
                     *this.last_progress = Instant::now();
-                    *this.unacknowledged = None;
-                    *this.queue_due = None;
+                    this.queue.forget();
                 }
                 Poll::Ready(r)
             }
             Poll::Pending => {
                 if std::mem::take(this.progressed) {
                     *this.last_progress = Instant::now();
-                    *this.unacknowledged = None;
-                    *this.queue_due = None;
+                    this.queue.forget();
                 }
                 let head_due = match this.head.as_mut() {
                     Some(Head {
@@ -418,42 +426,36 @@ impl<T: SendQueue> Deadlines<T> {
                     Some(signal) if *this.eager => signal.0.idle_limit(*this.idle),
                     _ => *this.idle,
                 };
-                let idle_due = this.queue_due.unwrap_or(*this.last_progress + idle);
+                let idle_due = this.queue.due.unwrap_or(*this.last_progress + idle);
                 let expired = match check(this.timer.as_mut(), idle_due, head_due, cx) {
                     Poll::Ready(expired) => expired,
                     Poll::Pending => return Poll::Pending,
                 };
                 // Idle on our side, but the client may still be receiving what the kernel
-                // holds for it (`send_queue`): a queue that moved since the last look is
-                // progress; at the first look, a queue that is not empty is looked at again
-                // `QUEUE_PROBE` later. So a client that stops reading is cut at most
-                // `QUEUE_PROBE` after the idle timeout.
-                if expired == Expired::Idle
-                    && let Some(again) = queue_look(
-                        this.inner.as_ref().get_ref().unacknowledged(),
-                        this.unacknowledged,
-                        idle,
-                    )
-                {
-                    let due = Instant::now() + again;
-                    *this.queue_due = Some(due);
-                    this.timer.as_mut().reset(due);
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
+                // holds for it (`send_queue`, `QueueWatch`).
+                let mut stalled = false;
+                if expired == Expired::Idle {
+                    let queued = this.inner.as_ref().get_ref().unacknowledged();
+                    match this.queue.look(queued, Instant::now(), idle) {
+                        Look::Again(due) => return wait_until(this.timer.as_mut(), due, cx),
+                        Look::Stalled => stalled = true,
+                        Look::Empty => {}
+                    }
                 }
-                // HTTP/2, the first time: the server sends GOAWAY (it is woken to see the
-                // request), and the connection has `GOAWAY_GRACE` more to end by itself.
+                // HTTP/2, the first time, unless bytes wait for a client that does not read
+                // them (a GOAWAY would wait behind them): the server sends GOAWAY (it is woken
+                // to see the request), and the connection has `GOAWAY_GRACE` more to end by
+                // itself.
                 if *this.eager
+                    && !stalled
                     && let Some(signal) = signal
                     && signal.request_goaway(expired)
                 {
                     let now = Instant::now();
                     *this.last_progress = now;
-                    this.timer
-                        .as_mut()
-                        .reset(now + signal.0.idle_limit(*this.idle));
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
+                    this.queue.forget();
+                    let due = now + signal.0.idle_limit(*this.idle);
+                    return wait_until(this.timer.as_mut(), due, cx);
                 }
                 if let Some(head) = this.head.as_ref() {
                     head.signal.expire(expired);
@@ -464,18 +466,82 @@ impl<T: SendQueue> Deadlines<T> {
     }
 }
 
+/// HTTP/2: a write of at least this many bytes is use of the connection, whether or not a
+/// request is still being answered. hyper is done with a response body (and the request no
+/// longer counts as being answered) once it has handed the last bytes to the `h2` crate,
+/// which sends them as the client's flow-control window and the socket allow, maybe long
+/// after; those writes are response bytes. Control frames are smaller (a PING's answer is 17
+/// bytes), so a client's PINGs alone do not keep a connection open.
+pub const USE_WRITE: usize = 1024;
+
 /// How long after the idle deadline a send queue that was not empty is looked at again,
 /// when there was no earlier look to compare it with.
 pub const QUEUE_PROBE: Duration = Duration::from_secs(1);
 
-/// At an idle deadline, with `queued` bytes in the send queue and `seen` at the last look
-/// (updated): how long until the next look, or `None` when the connection is idle.
-fn queue_look(queued: usize, seen: &mut Option<usize>, idle: Duration) -> Option<Duration> {
-    match seen.replace(queued) {
-        Some(before) if before != queued => Some(idle),
-        None if queued > 0 => Some(QUEUE_PROBE.min(idle)),
-        _ => None,
+/// The least a client must take from the send queue between two looks, in bytes per second
+/// of the time between them (or all that was queued), for it to count as receiving: a client
+/// that takes a byte now and then does not hold a connection (Kestrel's minimum response data
+/// rate is 240 bytes/s).
+pub const MIN_RECEIVE_RATE: u64 = 1024;
+
+/// The send-queue side of the idle deadline (see the module docs).
+#[derive(Debug, Default)]
+struct QueueWatch {
+    /// The queue at the last look since our last progress, and when it was taken.
+    seen: Option<(usize, Instant)>,
+    /// When the queue is to be looked at again: the idle deadline until then.
+    due: Option<Instant>,
+}
+
+/// What a look at the send queue found.
+#[derive(Debug, PartialEq, Eq)]
+enum Look {
+    /// The client is receiving, or may be: look again at this instant.
+    Again(Instant),
+    /// Bytes are queued and the client is not taking them.
+    Stalled,
+    /// Nothing is queued.
+    Empty,
+}
+
+impl QueueWatch {
+    /// Forgets the looks: the connection made progress of its own.
+    fn forget(&mut self) {
+        *self = QueueWatch::default();
     }
+
+    /// At an idle deadline, `now`, with `queued` bytes in the send queue: a queue that shrank
+    /// by enough since the last look is progress, for another `idle`; at the first look, a
+    /// queue that is not empty is looked at again [`QUEUE_PROBE`] later.
+    fn look(&mut self, queued: usize, now: Instant, idle: Duration) -> Look {
+        let again = match self.seen.replace((queued, now)) {
+            Some((before, at)) if received_enough(before, queued, now - at) => Some(idle),
+            None if queued > 0 => Some(QUEUE_PROBE.min(idle)),
+            _ => None,
+        };
+        self.due = again.map(|after| now + after);
+        match self.due {
+            Some(due) => Look::Again(due),
+            None if queued > 0 => Look::Stalled,
+            None => Look::Empty,
+        }
+    }
+}
+
+/// Whether a queue of `before` bytes that is `after` bytes a while `over` later was taken
+/// from at [`MIN_RECEIVE_RATE`], or emptied.
+fn received_enough(before: usize, after: usize, over: Duration) -> bool {
+    let least = (MIN_RECEIVE_RATE as f64 * over.as_secs_f64()) as usize;
+    after < before && before - after >= least.min(before)
+}
+
+/// Moves `timer` to `due` (in the future) and waits for it.
+fn wait_until<R>(mut timer: Pin<&mut Sleep>, due: Instant, cx: &mut Context<'_>) -> Poll<R> {
+    timer.as_mut().reset(due);
+    if timer.poll(cx).is_ready() {
+        cx.waker().wake_by_ref();
+    }
+    Poll::Pending
 }
 
 /// Called when an operation is pending: fails once `idle_due` or `head_due` has passed. The
@@ -539,19 +605,27 @@ impl<T: AsyncRead + SendQueue> AsyncRead for Deadlines<T> {
 
 impl<T: AsyncWrite + SendQueue> AsyncWrite for Deadlines<T> {
     fn poll_write(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.track(cx, false, |inner, cx| inner.poll_write(cx, buf))
+        let r = self
+            .as_mut()
+            .track(cx, false, |inner, cx| inner.poll_write(cx, buf));
+        self.written(&r);
+        r
     }
 
     fn poll_write_vectored(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.track(cx, false, |inner, cx| inner.poll_write_vectored(cx, bufs))
+        let r = self
+            .as_mut()
+            .track(cx, false, |inner, cx| inner.poll_write_vectored(cx, bufs));
+        self.written(&r);
+        r
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -727,14 +801,14 @@ mod tests {
         use crate::server::send_queue::testing::pair;
         let (_client, server, queued) = pair();
         let mut io = Deadlines::new(server, TIMEOUT);
-        // Our last write left 8,000 bytes queued; the client takes 250 of them every 0.5 s.
-        queued.store(8_000, Ordering::Relaxed);
+        // Our last write left 8 MB queued; the client takes 250 KB of them every 0.5 s.
+        queued.store(8_000_000, Ordering::Relaxed);
         let started = Instant::now();
         let shrinking = queued.clone();
         let feeder = tokio::spawn(async move {
             for left in (0..32).rev() {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                shrinking.store(left * 250, Ordering::Relaxed);
+                shrinking.store(left * 250_000, Ordering::Relaxed);
             }
         });
         let mut buf = [0u8; 16];
@@ -754,12 +828,125 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert_eq!(started.elapsed(), TIMEOUT + QUEUE_PROBE);
 
+        // A client that takes a byte every half second: under `MIN_RECEIVE_RATE`.
+        let (_client, server, queued) = pair();
+        let mut io = Deadlines::new(server, TIMEOUT);
+        queued.store(8_000, Ordering::Relaxed);
+        let started = Instant::now();
+        let dribbling = queued.clone();
+        let feeder = tokio::spawn(async move {
+            for left in (0..8_000).rev() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                dribbling.store(left, Ordering::Relaxed);
+            }
+        });
+        let err = io.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), TIMEOUT + QUEUE_PROBE);
+        feeder.abort();
+
         // Nothing queued: cut at the idle timeout, as ever.
         let (_client, server, _queued) = pair();
         let mut io = Deadlines::new(server, TIMEOUT);
         let started = Instant::now();
         io.read(&mut buf).await.unwrap_err();
         assert_eq!(started.elapsed(), TIMEOUT);
+    }
+
+    /// An HTTP/2 connection over a stream with a send queue the test sets: the preface read,
+    /// one request answered.
+    async fn http2_answered() -> (
+        tokio::io::DuplexStream,
+        Deadlines<crate::server::send_queue::testing::Queued>,
+        HeadSignal,
+        std::sync::Arc<AtomicUsize>,
+    ) {
+        let (mut client, server, queued) = crate::server::send_queue::testing::pair();
+        let signal = HeadSignal::default();
+        let mut io = Deadlines::new(server, TIMEOUT).with_head_timeout(HEAD, signal.clone());
+        client.write_all(H2_PREFACE).await.unwrap();
+        let mut preface = [0u8; 24];
+        io.read_exact(&mut preface).await.unwrap();
+        drop(signal.head_complete());
+        (client, io, signal, queued)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http2_response_bytes_written_after_the_body_ended_are_use_and_pong_sized_writes_are_not()
+     {
+        let (mut client, io, signal, _queued) = http2_answered().await;
+        let (mut read, mut write) = tokio::io::split(io);
+        let drain = tokio::spawn(async move {
+            let mut sink = vec![0u8; 4096];
+            while client.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+        });
+        let reader = tokio::spawn(async move {
+            let mut byte = [0u8; 1];
+            read.read(&mut byte).await
+        });
+        let started = Instant::now();
+        // The tail of a response, 2 KiB every 4 s for 20 s, then PING answers only.
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            write.write_all(&[0u8; 2048]).await.unwrap();
+        }
+        let tail_end = started.elapsed();
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if write.write_all(&[0u8; 17]).await.is_err() {
+                break;
+            }
+        }
+        let err = reader.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(signal.goaway_requested());
+        // Idle from the last tail write: GOAWAY at 30 s, cut 2 s later.
+        assert_eq!(tail_end, Duration::from_secs(20));
+        assert_eq!(started.elapsed(), tail_end + TIMEOUT + GOAWAY_GRACE);
+        drain.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http2_goaway_after_the_client_received_the_last_bytes_keeps_its_grace() {
+        let (_client, mut io, signal, queued) = http2_answered().await;
+        let started = Instant::now();
+        // The answer's last 8,000 bytes are still queued at the idle deadline (10 s), and
+        // gone at the second look (11 s): not idle until 21 s, then GOAWAY and its grace.
+        queued.store(8_000, Ordering::Relaxed);
+        let emptying = queued.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10_500)).await;
+            emptying.store(0, Ordering::Relaxed);
+        });
+        let mut buf = [0u8; 16];
+        let err = io.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(signal.goaway_requested());
+        assert_eq!(started.elapsed(), Duration::from_secs(21) + GOAWAY_GRACE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http2_a_queue_that_only_grows_is_a_client_not_reading_and_gets_no_goaway() {
+        let (_client, mut io, signal, queued) = http2_answered().await;
+        let started = Instant::now();
+        // The client reads nothing; our answers to its PINGs add to the queue.
+        queued.store(8_000, Ordering::Relaxed);
+        let growing = queued.clone();
+        let feeder = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                growing.fetch_add(17, Ordering::Relaxed);
+            }
+        });
+        let mut buf = [0u8; 16];
+        let err = io.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(
+            !signal.goaway_requested(),
+            "a GOAWAY would queue behind unread bytes"
+        );
+        assert_eq!(started.elapsed(), TIMEOUT + QUEUE_PROBE);
+        feeder.abort();
     }
 
     const HEAD: Duration = Duration::from_secs(3);

@@ -155,6 +155,7 @@ impl Server {
         let tracker = TaskTracker::new();
         let stop = Stop::default();
         let permits = Arc::new(Semaphore::new(settings.max_connections));
+        let refusing = Arc::new(Semaphore::new(REFUSALS_LINGERING));
         tracing::info!(
             addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             event_loops = loops.len(),
@@ -175,7 +176,7 @@ impl Server {
                     };
                     let Ok(permit) = permits.clone().try_acquire_owned() else {
                         tracing::warn!(%peer, "connection cap reached; refusing");
-                        tokio::spawn(refuse(stream));
+                        tokio::spawn(refuse(stream, refusing.clone()));
                         continue;
                     };
                     // Deregistered from this runtime's reactor; the loop registers it with its
@@ -345,7 +346,11 @@ impl Connection {
             None => tracing::debug!(%peer, "no request within the header timeout; closed"),
             Some(Ok(())) => {}
         }
-        if let Some(io) = io {
+        // A connection cut by a deadline is closed at once (nginx does not linger after a
+        // timeout either); an HTTP/2 one that was sent GOAWAY for it lingers, since its
+        // client answers the GOAWAY.
+        let cut = head.expired().is_some() && !head.goaway_requested();
+        if let Some(io) = io.filter(|_| !cut) {
             linger::close(&mut Pin::into_inner(io).into_inner(), Some(&stop)).await;
         }
         metrics.connection_closed(ending::reason(&result, head.expired()));
@@ -399,20 +404,38 @@ async fn serve_with_hyper(
     .await
 }
 
+/// How many refused connections (over the cap) may linger at once; past that, a refused
+/// connection is closed as soon as its 503 is written, so that a flood of connections cannot
+/// hold more descriptors than this on top of the cap.
+const REFUSALS_LINGERING: usize = 64;
+
+/// How long a refused connection lingers at most: enough for a request that was on its way.
+const REFUSAL_LINGER: Duration = Duration::from_millis(250);
+
 /// Answers a connection over the cap with a clean 503 and closes it.
-async fn refuse(mut stream: TcpStream) {
+async fn refuse(mut stream: TcpStream, refusing: Arc<Semaphore>) {
     const BODY: &str = "too many connections\n";
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{BODY}",
         BODY.len()
     );
+    let written = tokio::time::timeout(
+        Duration::from_secs(1),
+        stream.write_all(response.as_bytes()),
+    );
+    if !matches!(written.await, Ok(Ok(()))) {
+        return;
+    }
     // The client's request is unread: a plain close would reset the connection, and could
     // drop the answer before the client reads it.
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = stream.write_all(response.as_bytes()).await;
-        linger::close(&mut stream, None).await;
-    })
-    .await;
+    match refusing.try_acquire() {
+        Ok(_lingering) => {
+            let _ = tokio::time::timeout(REFUSAL_LINGER, linger::close(&mut stream, None)).await;
+        }
+        Err(_) => {
+            let _ = stream.shutdown().await;
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

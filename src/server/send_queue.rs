@@ -3,14 +3,10 @@
 //! Linux.
 //!
 //! A write completes once its bytes are in the kernel's buffers, which hold megabytes on a
-//! fast path. A client reading a large response slowly can so still be receiving it long
+//! fast path, so a client reading a large response slowly can still be receiving it long
 //! after the server's last write, with nothing to read from it meanwhile (HTTP/1), or only
-//! flow-control and PING frames (HTTP/2). Two rules read the queue:
-//! - the idle deadline ([`super::deadlines`]): a queue that shrank since the last look is
-//!   the client's progress, so the connection is not idle;
-//! - the lingering close ([`super::linger`]): closing a socket while the client still
-//!   writes to it (a window update, a PING's answer) makes the kernel answer with a reset,
-//!   and the client's kernel then drops what it had received and not yet read.
+//! flow-control frames (HTTP/2). The idle deadline ([`super::deadlines`]) reads the queue so
+//! as not to take such a client for idle.
 
 use tokio::net::TcpStream;
 
