@@ -21,12 +21,11 @@
 //!   connection, so "a head in progress" means nothing there.
 //!
 //! **HTTP/2** differs in two ways:
-//! - Idle means no request for the idle timeout: I/O counts as progress only while a request
-//!   is being answered, when a new one has arrived, or when response bytes are written (a
-//!   write of [`USE_WRITE`] or more, which a response's tail may be after hyper is done with
-//!   its body). A client's PINGs and window updates, and our answers to them, are traffic,
-//!   but not use: counted, a client that PINGs (Firefox does, after 58 s without traffic)
-//!   would keep an idle connection open for ever.
+//! - Idle means no use for the idle timeout: a new request, or request or response bytes
+//!   moving (a read or write of [`USE_BYTES`] or more). A client's PINGs and window updates,
+//!   and our answers to them, are traffic, but not use: counted, a client that PINGs (Firefox
+//!   does, after 58 s without traffic) would keep an idle connection open for ever, and one
+//!   that grants no window would hold its stream.
 //! - It is not cut at its first deadline: the wrapper asks the server (through the
 //!   [`HeadSignal`]) to send GOAWAY, which tells the client that no stream was dropped
 //!   unanswered (RFC 9113 §6.8), and gives it [`GOAWAY_GRACE`] without use to end (a
@@ -109,14 +108,13 @@ impl Exchange {
         self.answering.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// HTTP/2: whether I/O now is use of the connection (a request is being answered, or a
-    /// new one arrived since `seen`, which is brought up to date), not just traffic such as
-    /// PINGs and their answers.
-    fn in_use(&self, seen: &mut u64) -> bool {
+    /// HTTP/2: whether a request arrived since `seen` (brought up to date): use of the
+    /// connection, however few its bytes.
+    fn new_request(&self, seen: &mut u64) -> bool {
         let heads = self.heads.load(Ordering::Relaxed);
         let new = heads != *seen;
         *seen = heads;
-        new || self.answering.load(Ordering::Relaxed) > 0
+        new
     }
 
     /// HTTP/2: the time without use after which the connection is ended: `idle`, or
@@ -333,6 +331,9 @@ pin_project! {
         eager: bool,
         // HTTP/2: the service's head count as last seen (a change is a new request).
         heads_seen: u64,
+        // HTTP/2: a GOAWAY was asked for and its grace dated from then (the first-request
+        // deadline asks from outside, see `server::Connection::serve`).
+        goaway_dated: bool,
         // The send queue as the idle deadline saw it since our last progress.
         queue: QueueWatch,
         head: Option<Head>,
@@ -351,6 +352,7 @@ impl<T> Deadlines<T> {
             progressed: false,
             eager: false,
             heads_seen: 0,
+            goaway_dated: false,
             queue: QueueWatch::default(),
             head: None,
         }
@@ -379,10 +381,19 @@ impl<T> Deadlines<T> {
 }
 
 impl<T: SendQueue> Deadlines<T> {
-    /// After a write: on HTTP/2, one of [`USE_WRITE`] bytes or more is use (see there).
-    fn written(self: Pin<&mut Self>, r: &Poll<io::Result<usize>>) {
+    /// After a read or write of `moved` bytes on HTTP/2: use when it is [`USE_BYTES`] or more,
+    /// or a request arrived (see there).
+    fn moved(self: Pin<&mut Self>, moved: usize) {
         let this = self.project();
-        if *this.eager && matches!(r, Poll::Ready(Ok(n)) if *n >= USE_WRITE) {
+        if !*this.eager {
+            return;
+        }
+        // Brought up to date whatever the bytes, so that a request is counted once.
+        let new_request = this
+            .head
+            .as_ref()
+            .is_some_and(|head| head.signal.0.new_request(this.heads_seen));
+        if new_request || moved >= USE_BYTES {
             *this.last_progress = Instant::now();
             this.queue.forget();
         }
@@ -399,13 +410,9 @@ impl<T: SendQueue> Deadlines<T> {
         let mut this = self.project();
         match op(this.inner.as_mut(), cx) {
             Poll::Ready(r) => {
+                // HTTP/2's use is dated by `moved`, which knows the bytes.
                 if !*this.eager {
                     *this.progressed = true;
-                } else if let Some(head) = this.head.as_ref()
-                    && head.signal.0.in_use(this.heads_seen)
-                {
-                    *this.last_progress = Instant::now();
-                    this.queue.forget();
                 }
                 Poll::Ready(r)
             }
@@ -422,6 +429,15 @@ impl<T: SendQueue> Deadlines<T> {
                     _ => None,
                 };
                 let signal = this.head.as_ref().map(|head| &head.signal);
+                if *this.eager
+                    && !*this.goaway_dated
+                    && signal.is_some_and(HeadSignal::goaway_requested)
+                {
+                    // Asked for from outside: the grace runs from now, not from the last use.
+                    *this.goaway_dated = true;
+                    *this.last_progress = Instant::now();
+                    this.queue.forget();
+                }
                 let idle = match signal {
                     Some(signal) if *this.eager => signal.0.idle_limit(*this.idle),
                     _ => *this.idle,
@@ -453,6 +469,7 @@ impl<T: SendQueue> Deadlines<T> {
                 {
                     let now = Instant::now();
                     *this.last_progress = now;
+                    *this.goaway_dated = true;
                     this.queue.forget();
                     let due = now + signal.0.idle_limit(*this.idle);
                     return wait_until(this.timer.as_mut(), due, cx);
@@ -466,13 +483,14 @@ impl<T: SendQueue> Deadlines<T> {
     }
 }
 
-/// HTTP/2: a write of at least this many bytes is use of the connection, whether or not a
-/// request is still being answered. hyper is done with a response body (and the request no
-/// longer counts as being answered) once it has handed the last bytes to the `h2` crate,
-/// which sends them as the client's flow-control window and the socket allow, maybe long
-/// after; those writes are response bytes. Control frames are smaller (a PING's answer is 17
-/// bytes), so a client's PINGs alone do not keep a connection open.
-pub const USE_WRITE: usize = 1024;
+/// HTTP/2: a read or write of at least this many bytes is use of the connection: request or
+/// response bytes. Control frames are smaller (a PING or its answer is 17 bytes, a window
+/// update 13), so a client's PINGs do not keep a connection open, neither an idle one nor
+/// one whose stream waits for a window the client never grants. Whether a request is being
+/// answered does not tell: hyper is done with a response body once it has handed the last
+/// bytes to the `h2` crate, which sends them as the client's window and the socket allow,
+/// maybe long after.
+pub const USE_BYTES: usize = 1024;
 
 /// How long after the idle deadline a send queue that was not empty is looked at again,
 /// when there was no earlier look to compare it with.
@@ -586,7 +604,7 @@ impl<T: AsyncRead + SendQueue> AsyncRead for Deadlines<T> {
             .as_mut()
             .track(cx, true, |inner, cx| inner.poll_read(cx, buf));
         if let Poll::Ready(Ok(())) = r {
-            let this = self.project();
+            let this = self.as_mut().project();
             let read = &buf.filled()[before..];
             if !read.is_empty()
                 && let Some(Head { signal, clock }) = this.head
@@ -598,6 +616,8 @@ impl<T: AsyncRead + SendQueue> AsyncRead for Deadlines<T> {
                 *this.eager = true;
                 signal.0.h2.store(true, Ordering::Relaxed);
             }
+            let n = buf.filled().len() - before;
+            self.moved(n);
         }
         r
     }
@@ -612,7 +632,9 @@ impl<T: AsyncWrite + SendQueue> AsyncWrite for Deadlines<T> {
         let r = self
             .as_mut()
             .track(cx, false, |inner, cx| inner.poll_write(cx, buf));
-        self.written(&r);
+        if let Poll::Ready(Ok(n)) = r {
+            self.moved(n);
+        }
         r
     }
 
@@ -624,7 +646,9 @@ impl<T: AsyncWrite + SendQueue> AsyncWrite for Deadlines<T> {
         let r = self
             .as_mut()
             .track(cx, false, |inner, cx| inner.poll_write_vectored(cx, bufs));
-        self.written(&r);
+        if let Poll::Ready(Ok(n)) = r {
+            self.moved(n);
+        }
         r
     }
 
@@ -904,6 +928,64 @@ mod tests {
         assert_eq!(tail_end, Duration::from_secs(20));
         assert_eq!(started.elapsed(), tail_end + TIMEOUT + GOAWAY_GRACE);
         drain.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http2_a_goaway_asked_for_by_the_first_request_deadline_gets_its_grace_from_then() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let signal = HeadSignal::default();
+        let mut io = Deadlines::new(server, TIMEOUT).with_head_timeout(HEAD, signal.clone());
+        client.write_all(H2_PREFACE).await.unwrap();
+        let mut preface = [0u8; 24];
+        io.read_exact(&mut preface).await.unwrap();
+        let started = Instant::now();
+        // No request; the server's first-request deadline (3 s here) asks for GOAWAY, later
+        // than `GOAWAY_GRACE` after the connection's last use, and polls the connection.
+        let mut buf = [0u8; 16];
+        assert!(tokio::time::timeout(HEAD, io.read(&mut buf)).await.is_err());
+        assert!(signal.request_goaway(Expired::Head));
+        let err = io.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), HEAD + GOAWAY_GRACE);
+        drop(client);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http2_a_stream_waiting_for_a_window_is_not_kept_open_by_pings() {
+        let (mut client, io, signal, _queued) = http2_answered().await;
+        // A request being answered, whose stream waits for a window the client never grants;
+        // the client PINGs every 2 s and the server answers.
+        let answering = signal.head_complete();
+        let (mut read, mut write) = tokio::io::split(io);
+        let server = tokio::spawn(async move {
+            let mut ping = [0u8; 17];
+            loop {
+                read.read_exact(&mut ping).await?;
+                write.write_all(&ping).await?;
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), io::Error>(())
+        });
+        let started = Instant::now();
+        let pinger = tokio::spawn(async move {
+            let mut pong = [0u8; 17];
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if client.write_all(&[6u8; 17]).await.is_err()
+                    || client.read_exact(&mut pong).await.is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let err = server.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(signal.goaway_requested());
+        // The request is counted at the first I/O after it (the first PING, at 2 s); GOAWAY
+        // an idle timeout later, and a request still answered keeps a whole one more.
+        assert_eq!(started.elapsed(), Duration::from_secs(2) + 2 * TIMEOUT);
+        drop(answering);
+        pinger.abort();
     }
 
     #[tokio::test(start_paused = true)]
