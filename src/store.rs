@@ -880,8 +880,12 @@ async fn local_read(
             let want = (range.end - range.start).min(LOCAL_CHUNK as u64) as usize;
             let last = want as u64 == range.end - range.start;
             let offset = range.start;
+            // Allocated here, on the connection's event loop, where it is also freed once
+            // written: allocated on a blocking thread, the freed chunks stayed with that
+            // thread's heap until it exited (about 4 MB per stalled download, measured).
+            let mut buf = BytesMut::with_capacity(want);
             let chunk = tokio::task::spawn_blocking(move || -> io::Result<Bytes> {
-                let mut buf = BytesMut::zeroed(want);
+                buf.resize(want, 0);
                 let mut filled = 0;
                 while filled < want {
                     let n = file.read_at(&mut buf[filled..], offset + filled as u64)?;
