@@ -38,6 +38,7 @@ use tokio_util::task::{TaskTracker, task_tracker::TaskTrackerToken};
 
 use crate::app::App;
 use crate::sendfile::ZeroCopyStream;
+use send_queue::SendQueue;
 
 /// The server's shutdown as its connections see it: a token to wait on, and a flag to read for
 /// every request (the token's own `is_cancelled` takes a lock, one that every connection of
@@ -350,8 +351,20 @@ impl Connection {
         // timeout either); an HTTP/2 one that was sent GOAWAY for it lingers, since its
         // client answers the GOAWAY.
         let cut = head.expired().is_some() && !head.goaway_requested();
-        if let Some(io) = io.filter(|_| !cut) {
-            linger::close(&mut Pin::into_inner(io).into_inner(), Some(&stop)).await;
+        match io {
+            Some(io) if !cut => {
+                linger::close(&mut Pin::into_inner(io).into_inner(), Some(&stop)).await;
+            }
+            Some(io) => {
+                // Cut with bytes still queued: the client stopped reading them. A reset frees
+                // them at once; a FIN would wait behind them, and the kernel would keep them
+                // for minutes of retries (nginx's `reset_timedout_connection`).
+                let stream = Pin::into_inner(io).into_inner();
+                if stream.unacknowledged() > 0 {
+                    let _ = stream.tcp().set_zero_linger();
+                }
+            }
+            None => {}
         }
         metrics.connection_closed(ending::reason(&result, head.expired()));
     }
