@@ -937,20 +937,35 @@ async fn h2_frames_until_close(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, 
             Err(_) => panic!("still open after {limit:?}; frames {types:?}"),
         };
         buf.extend_from_slice(&chunk[..n]);
-        while buf.len() >= 9 {
-            let len = usize::from(buf[0]) << 16 | usize::from(buf[1]) << 8 | usize::from(buf[2]);
-            if buf.len() < 9 + len {
-                break;
-            }
-            let (kind, flags) = (buf[3], buf[4]);
+        while let Some((kind, flags, payload)) = take_frame(&mut buf) {
             types.push(kind);
-            if kind == 6 && flags & 1 == 0 {
-                let mut ack = vec![0, 0, 8, 6, 1, 0, 0, 0, 0];
-                ack.extend_from_slice(&buf[9..17]);
-                let _ = s.write_all(&ack).await;
-            }
-            buf.drain(..9 + len);
+            answer_ping(s, kind, flags, &payload).await;
         }
+    }
+}
+
+/// The whole HTTP/2 frame at the start of `buf`, if there is one, taken out of it: its type,
+/// flags and payload.
+fn take_frame(buf: &mut Vec<u8>) -> Option<(u8, u8, Vec<u8>)> {
+    if buf.len() < 9 {
+        return None;
+    }
+    let len = usize::from(buf[0]) << 16 | usize::from(buf[1]) << 8 | usize::from(buf[2]);
+    if buf.len() < 9 + len {
+        return None;
+    }
+    let (kind, flags) = (buf[3], buf[4]);
+    let payload = buf[9..9 + len].to_vec();
+    buf.drain(..9 + len);
+    Some((kind, flags, payload))
+}
+
+/// Answers a frame that is a PING (and not itself an answer), as a client does.
+async fn answer_ping(s: &mut TcpStream, kind: u8, flags: u8, payload: &[u8]) {
+    if kind == 6 && flags & 1 == 0 {
+        let mut ack = vec![0, 0, 8, 6, 1, 0, 0, 0, 0];
+        ack.extend_from_slice(payload);
+        let _ = s.write_all(&ack).await;
     }
 }
 
@@ -1034,14 +1049,11 @@ async fn a_slow_http2_download_outlasting_the_idle_timeout_arrives_whole() {
             Err(e) => break e.to_string(),
         };
         buf.extend_from_slice(&chunk[..n]);
-        while buf.len() >= 9 {
-            let len = usize::from(buf[0]) << 16 | usize::from(buf[1]) << 8 | usize::from(buf[2]);
-            if buf.len() < 9 + len {
-                break;
-            }
-            let (kind, flags) = (buf[3], buf[4]);
+        while let Some((kind, flags, payload)) = take_frame(&mut buf) {
+            answer_ping(&mut s, kind, flags, &payload).await;
             match kind {
                 0 => {
+                    let len = payload.len();
                     if (data + len) >> 20 > data >> 20 {
                         let mut updates = window_update(0, 1 << 20).to_vec();
                         updates.extend_from_slice(&window_update(1, 1 << 20));
@@ -1052,15 +1064,9 @@ async fn a_slow_http2_download_outlasting_the_idle_timeout_arrives_whole() {
                         ended = Some(started.elapsed());
                     }
                 }
-                6 if flags & 1 == 0 => {
-                    let mut ack = vec![0, 0, 8, 6, 1, 0, 0, 0, 0];
-                    ack.extend_from_slice(&buf[9..17]);
-                    let _ = s.write_all(&ack).await;
-                }
                 7 => goaway = goaway.or(Some(started.elapsed())),
                 _ => {}
             }
-            buf.drain(..9 + len);
         }
         // About 1.5 MB/s: the 4 MB the kernel may hold for us take longer than the idle
         // timeout (2 s) to arrive.

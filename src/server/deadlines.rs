@@ -749,12 +749,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_http2_connection_idle_after_a_late_write_is_asked_to_go_away_then_cut() {
         let (mut client, server) = tokio::io::duplex(1024);
-        let signal = HeadSignal::default();
-        let io = Deadlines::new(server, TIMEOUT).with_head_timeout(HEAD, signal.clone());
+        let (io, signal) = after_preface(&mut client, server).await;
         let (mut read, mut write) = tokio::io::split(io);
-        client.write_all(H2_PREFACE).await.unwrap();
-        let mut preface = [0u8; 24];
-        read.read_exact(&mut preface).await.unwrap();
         let started = Instant::now();
         // The connection waits to read; a request's response is written 5 s later (a store
         // load) and nothing waits after it.
@@ -786,11 +782,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn http2_traffic_without_requests_does_not_keep_a_connection_open() {
         let (mut client, server) = tokio::io::duplex(1024);
-        let signal = HeadSignal::default();
-        let mut io = Deadlines::new(server, TIMEOUT).with_head_timeout(HEAD, signal.clone());
-        client.write_all(H2_PREFACE).await.unwrap();
-        let mut preface = [0u8; 24];
-        io.read_exact(&mut preface).await.unwrap();
+        let (mut io, signal) = after_preface(&mut client, server).await;
         let started = Instant::now();
         // A PING answered every 3 s: traffic, but no request.
         let pinger = tokio::spawn(async move {
@@ -877,6 +869,22 @@ mod tests {
         assert_eq!(started.elapsed(), TIMEOUT);
     }
 
+    /// `server` under both deadlines, with the HTTP/2 preface sent by `client` read.
+    async fn after_preface<T>(
+        client: &mut tokio::io::DuplexStream,
+        server: T,
+    ) -> (Deadlines<T>, HeadSignal)
+    where
+        T: AsyncRead + AsyncWrite + SendQueue + Unpin,
+    {
+        let signal = HeadSignal::default();
+        let mut io = Deadlines::new(server, TIMEOUT).with_head_timeout(HEAD, signal.clone());
+        client.write_all(H2_PREFACE).await.unwrap();
+        let mut preface = [0u8; 24];
+        io.read_exact(&mut preface).await.unwrap();
+        (io, signal)
+    }
+
     /// An HTTP/2 connection over a stream with a send queue the test sets: the preface read,
     /// one request answered.
     async fn http2_answered() -> (
@@ -886,11 +894,7 @@ mod tests {
         std::sync::Arc<AtomicUsize>,
     ) {
         let (mut client, server, queued) = crate::server::send_queue::testing::pair();
-        let signal = HeadSignal::default();
-        let mut io = Deadlines::new(server, TIMEOUT).with_head_timeout(HEAD, signal.clone());
-        client.write_all(H2_PREFACE).await.unwrap();
-        let mut preface = [0u8; 24];
-        io.read_exact(&mut preface).await.unwrap();
+        let (io, signal) = after_preface(&mut client, server).await;
         drop(signal.head_complete());
         (client, io, signal, queued)
     }
@@ -933,11 +937,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn http2_a_goaway_asked_for_by_the_first_request_deadline_gets_its_grace_from_then() {
         let (mut client, server) = tokio::io::duplex(1024);
-        let signal = HeadSignal::default();
-        let mut io = Deadlines::new(server, TIMEOUT).with_head_timeout(HEAD, signal.clone());
-        client.write_all(H2_PREFACE).await.unwrap();
-        let mut preface = [0u8; 24];
-        io.read_exact(&mut preface).await.unwrap();
+        let (mut io, signal) = after_preface(&mut client, server).await;
         let started = Instant::now();
         // No request; the server's first-request deadline (3 s here) asks for GOAWAY, later
         // than `GOAWAY_GRACE` after the connection's last use, and polls the connection.
