@@ -730,10 +730,12 @@ async fn clients_that_stop_reading_are_dropped_without_buffering_bodies() {
     // Let the server fill the socket buffers and stall.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let stalled = vm_rss_kib();
-    // After the 2 s idle timeout the server must have cut every one of them, with a reset
-    // (so that the kernel does not keep the bytes they left for minutes): reading now returns
-    // what the kernel buffered, then the reset, well short of the whole body.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // After the 2 s idle timeout, and the second look at the send queue 1 s later, the
+    // server must have cut every one of them, with a reset (so that the kernel does not keep
+    // the bytes they left for minutes): reading now returns what the kernel buffered, then
+    // the reset, well short of the whole body. (Reading before the second look would count
+    // as receiving.)
+    tokio::time::sleep(Duration::from_secs(3)).await;
     for (i, mut s) in sockets.into_iter().enumerate() {
         let mut got = 0usize;
         let mut buf = vec![0u8; 256 * 1024];
