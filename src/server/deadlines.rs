@@ -394,8 +394,7 @@ impl<T: SendQueue> Deadlines<T> {
             .as_ref()
             .is_some_and(|head| head.signal.0.new_request(this.heads_seen));
         if new_request || moved >= USE_BYTES {
-            *this.last_progress = Instant::now();
-            this.queue.forget();
+            progress(this.last_progress, this.queue, Instant::now());
         }
     }
 
@@ -418,8 +417,7 @@ impl<T: SendQueue> Deadlines<T> {
             }
             Poll::Pending => {
                 if std::mem::take(this.progressed) {
-                    *this.last_progress = Instant::now();
-                    this.queue.forget();
+                    progress(this.last_progress, this.queue, Instant::now());
                 }
                 let head_due = match this.head.as_mut() {
                     Some(Head {
@@ -435,8 +433,7 @@ impl<T: SendQueue> Deadlines<T> {
                 {
                     // Asked for from outside: the grace runs from now, not from the last use.
                     *this.goaway_dated = true;
-                    *this.last_progress = Instant::now();
-                    this.queue.forget();
+                    progress(this.last_progress, this.queue, Instant::now());
                 }
                 let idle = match signal {
                     Some(signal) if *this.eager => signal.0.idle_limit(*this.idle),
@@ -468,9 +465,8 @@ impl<T: SendQueue> Deadlines<T> {
                     && signal.request_goaway(expired)
                 {
                     let now = Instant::now();
-                    *this.last_progress = now;
                     *this.goaway_dated = true;
-                    this.queue.forget();
+                    progress(this.last_progress, this.queue, now);
                     let due = now + signal.0.idle_limit(*this.idle);
                     return wait_until(this.timer.as_mut(), due, cx);
                 }
@@ -551,6 +547,13 @@ impl QueueWatch {
 fn received_enough(before: usize, after: usize, over: Duration) -> bool {
     let least = (MIN_RECEIVE_RATE as f64 * over.as_secs_f64()) as usize;
     after < before && before - after >= least.min(before)
+}
+
+/// Dates the connection's progress `now`: the idle clock restarts from it, and earlier looks
+/// at the send queue no longer count.
+fn progress(last_progress: &mut Instant, queue: &mut QueueWatch, now: Instant) {
+    *last_progress = now;
+    queue.forget();
 }
 
 /// Moves `timer` to `due` (in the future) and waits for it.

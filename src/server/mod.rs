@@ -349,22 +349,17 @@ impl Connection {
         }
         // A connection cut by a deadline is closed at once (nginx does not linger after a
         // timeout either); an HTTP/2 one that was sent GOAWAY for it lingers, since its
-        // client answers the GOAWAY.
-        let cut = head.expired().is_some() && !head.goaway_requested();
-        match io {
-            Some(io) if !cut => {
-                linger::close(&mut Pin::into_inner(io).into_inner(), Some(&stop)).await;
+        // client answers the GOAWAY. Cut with bytes still queued, the client stopped reading
+        // them: a reset frees them at once, where a FIN would wait behind them and the kernel
+        // would keep them for minutes of retries (nginx's `reset_timedout_connection`).
+        if let Some(io) = io {
+            let mut stream = Pin::into_inner(io).into_inner();
+            let cut = head.expired().is_some() && !head.goaway_requested();
+            if !cut {
+                linger::close(&mut stream, Some(&stop)).await;
+            } else if stream.unacknowledged() > 0 {
+                let _ = stream.tcp().set_zero_linger();
             }
-            Some(io) => {
-                // Cut with bytes still queued: the client stopped reading them. A reset frees
-                // them at once; a FIN would wait behind them, and the kernel would keep them
-                // for minutes of retries (nginx's `reset_timedout_connection`).
-                let stream = Pin::into_inner(io).into_inner();
-                if stream.unacknowledged() > 0 {
-                    let _ = stream.tcp().set_zero_linger();
-                }
-            }
-            None => {}
         }
         metrics.connection_closed(ending::reason(&result, head.expired()));
     }
