@@ -33,3 +33,4 @@ pub mod signing;
 pub mod status;
 pub mod store;
 pub mod testing;
+pub mod unused_body;

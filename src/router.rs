@@ -20,7 +20,8 @@ use crate::message;
 use crate::pipeline::{self, Arrival, Outcome};
 use crate::response::{self, Body, SharedFields};
 
-/// Handles one request (hyper's: `B` is its request body).
+/// Handles one request (hyper's: `B` is its request body). A body the answer does not use is
+/// read and dropped before the answer goes out ([`crate::unused_body`]).
 pub async fn route<B>(app: &Arc<App>, req: Request<B>) -> Response<Body>
 where
     B: http_body::Body<Data = Bytes>,
@@ -40,6 +41,7 @@ where
     if req.method() == Method::HEAD && req.version() >= http::Version::HTTP_2 {
         response::without_content(&mut response);
     }
+    crate::unused_body::discard(req).await;
     response
 }
 

@@ -817,6 +817,22 @@ async fn the_connection_cap_refuses_cleanly_and_recovers() {
         refused.to_ascii_lowercase().contains("retry-after:"),
         "no Retry-After: {refused}"
     );
+    // An HTTP/2 client (prior knowledge) gets its 503 in HTTP/2, which it can read.
+    let started = Instant::now();
+    let res = h2_client()
+        .get(srv.url("/public.txt"))
+        .send()
+        .await
+        .expect("an HTTP/2 client could not read the refusal");
+    assert_eq!(res.version(), reqwest::Version::HTTP_2);
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "1");
+    assert_eq!(res.text().await.unwrap(), "too many connections\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "refusal took {:?}",
+        started.elapsed()
+    );
     // Free the slots: new connections are served again.
     drop(held);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -969,6 +985,77 @@ async fn answer_ping(s: &mut TcpStream, kind: u8, flags: u8, payload: &[u8]) {
         ack.extend_from_slice(payload);
         let _ = s.write_all(&ack).await;
     }
+}
+
+/// A `POST` to a file over HTTP/2: the 405 waits for the body, which is read and dropped, and
+/// the stream ends cleanly. Answered at once, the h2 crate would end the stream with
+/// RST_STREAM(NO_ERROR) while the client still sends, and curl drops the answer for it.
+#[tokio::test]
+async fn an_unused_http2_request_body_is_read_before_the_answer() {
+    let dir = tree_with_big_file(1024);
+    let srv = start(args(dir.path()), None).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let mut out = H2_PREFACE.to_vec();
+    out.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    // POST /public.txt (HPACK with static-table names), END_HEADERS without END_STREAM.
+    let mut block = vec![0x83, 0x86, 0x01, 0x01, b't', 0x04, 0x0b];
+    block.extend_from_slice(b"/public.txt");
+    out.extend_from_slice(&[
+        0,
+        0,
+        u8::try_from(block.len()).unwrap(),
+        1,
+        0x04,
+        0,
+        0,
+        0,
+        1,
+    ]);
+    out.extend_from_slice(&block);
+    s.write_all(&out).await.unwrap();
+
+    let mut buf = Vec::new();
+    let early = h2_frames_for(&mut s, &mut buf, Duration::from_millis(300)).await;
+    assert!(
+        !early.iter().any(|(kind, _, _)| *kind == 1),
+        "answered before the body ended: {early:?}"
+    );
+    // 1,000 bytes of body with END_STREAM.
+    let mut data = vec![0, 0x03, 0xe8, 0, 0x01, 0, 0, 0, 1];
+    data.extend_from_slice(&[b'x'; 1000]);
+    s.write_all(&data).await.unwrap();
+    let frames = h2_frames_for(&mut s, &mut buf, Duration::from_millis(700)).await;
+    let kinds: Vec<u8> = frames.iter().map(|(kind, _, _)| *kind).collect();
+    assert!(kinds.contains(&1), "no response HEADERS: {kinds:?}");
+    let body = frames
+        .iter()
+        .find(|(kind, flags, _)| *kind == 0 && flags & 1 == 1)
+        .map(|(_, _, payload)| String::from_utf8_lossy(payload).into_owned());
+    assert_eq!(body.as_deref(), Some("method not allowed\n"), "{kinds:?}");
+    assert!(!kinds.contains(&3), "the stream was reset: {kinds:?}");
+    srv.stop().await;
+}
+
+/// The HTTP/2 frames that arrive within `wait` (type, flags, payload), PINGs answered.
+async fn h2_frames_for(
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    wait: Duration,
+) -> Vec<(u8, u8, Vec<u8>)> {
+    let until = tokio::time::Instant::now() + wait;
+    let mut frames = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(Ok(n)) = tokio::time::timeout_at(until, s.read(&mut chunk)).await {
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some((kind, flags, payload)) = take_frame(buf) {
+            answer_ping(s, kind, flags, &payload).await;
+            frames.push((kind, flags, payload));
+        }
+    }
+    frames
 }
 
 #[tokio::test]

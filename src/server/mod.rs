@@ -4,8 +4,9 @@
 //!
 //! Limits that protect the process from clients: a header-read timeout (slowloris) and an
 //! idle timeout in both directions ([`deadlines::Deadlines`]), a maximum request-head size
-//! (hyper answers 431 past it), and a cap on open connections: past the cap a connection gets an
-//! immediate `503` with `Retry-After` and is closed, rather than waiting in the backlog.
+//! (hyper answers 431 past it), and a cap on open connections: past the cap a connection gets a
+//! `503` with `Retry-After` in its own protocol and is closed, rather than waiting in the
+//! backlog ([`refusal`]).
 //!
 //! Shutdown (SIGTERM/SIGINT, or the future given to [`Server::run`]): stop accepting, ask every
 //! connection to finish its in-flight responses (a long video download too) and close, wait up
@@ -16,6 +17,7 @@ mod ending;
 pub mod http1;
 mod linger;
 pub mod loops;
+mod refusal;
 mod send_queue;
 
 use std::convert::Infallible;
@@ -30,7 +32,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
@@ -156,7 +157,7 @@ impl Server {
         let tracker = TaskTracker::new();
         let stop = Stop::default();
         let permits = Arc::new(Semaphore::new(settings.max_connections));
-        let refusing = Arc::new(Semaphore::new(REFUSALS_LINGERING));
+        let refusals = Arc::new(refusal::Refusals::default());
         tracing::info!(
             addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             event_loops = loops.len(),
@@ -177,7 +178,8 @@ impl Server {
                     };
                     let Ok(permit) = permits.clone().try_acquire_owned() else {
                         tracing::warn!(%peer, "connection cap reached; refusing");
-                        tokio::spawn(refuse(stream, refusing.clone()));
+                        let refusals = refusals.clone();
+                        tokio::spawn(async move { refusals.refuse(stream).await });
                         continue;
                     };
                     // Deregistered from this runtime's reactor; the loop registers it with its
@@ -410,40 +412,6 @@ async fn serve_with_hyper(
         Poll::Pending
     })
     .await
-}
-
-/// How many refused connections (over the cap) may linger at once; past that, a refused
-/// connection is closed as soon as its 503 is written, so that a flood of connections cannot
-/// hold more descriptors than this on top of the cap.
-const REFUSALS_LINGERING: usize = 64;
-
-/// How long a refused connection lingers at most: enough for a request that was on its way.
-const REFUSAL_LINGER: Duration = Duration::from_millis(250);
-
-/// Answers a connection over the cap with a clean 503 and closes it.
-async fn refuse(mut stream: TcpStream, refusing: Arc<Semaphore>) {
-    const BODY: &str = "too many connections\n";
-    let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{BODY}",
-        BODY.len()
-    );
-    let written = tokio::time::timeout(
-        Duration::from_secs(1),
-        stream.write_all(response.as_bytes()),
-    );
-    if !matches!(written.await, Ok(Ok(()))) {
-        return;
-    }
-    // The client's request is unread: a plain close would reset the connection, and could
-    // drop the answer before the client reads it.
-    match refusing.try_acquire() {
-        Ok(_lingering) => {
-            let _ = tokio::time::timeout(REFUSAL_LINGER, linger::close(&mut stream, None)).await;
-        }
-        Err(_) => {
-            let _ = stream.shutdown().await;
-        }
-    }
 }
 
 /// Resolves on SIGTERM or SIGINT.
