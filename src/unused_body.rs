@@ -31,13 +31,10 @@ pub async fn discard<B>(req: Request<B>)
 where
     B: http_body::Body<Data = Bytes>,
 {
-    if req.headers().contains_key(http::header::EXPECT) {
+    if req.body().is_end_stream() || req.headers().contains_key(http::header::EXPECT) {
         return;
     }
     let body = std::pin::pin!(req.into_body());
-    if body.is_end_stream() {
-        return;
-    }
     let _ = tokio::time::timeout(WAIT, read_up_to(body, LIMIT)).await;
 }
 
