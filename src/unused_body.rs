@@ -20,8 +20,9 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::BodyExt;
 
-/// The most bytes of an unused body read before answering.
-pub const LIMIT: usize = 64 * 1024;
+/// The most bytes of an unused body read before answering: what most uploads are, so that
+/// they get their answer whole, and a bound on the work a fast client can ask for in [`WAIT`].
+pub const LIMIT: usize = 16 * 1024 * 1024;
 
 /// The longest an answer waits for an unused body to end.
 pub const WAIT: Duration = Duration::from_secs(1);
@@ -84,9 +85,9 @@ mod tests {
     #[tokio::test]
     async fn reading_stops_past_the_limit() {
         let taken = Arc::new(AtomicUsize::new(0));
-        discard(Request::new(counted(100, 16 * 1024, taken.clone()))).await;
-        // 64 KiB is four frames; the fifth passes the limit.
-        assert_eq!(taken.load(Ordering::SeqCst), 5);
+        discard(Request::new(counted(100, 1024 * 1024, taken.clone()))).await;
+        // 16 MiB is sixteen frames; the seventeenth passes the limit.
+        assert_eq!(taken.load(Ordering::SeqCst), 17);
     }
 
     #[tokio::test]
