@@ -21,10 +21,11 @@ use crate::pipeline::{self, Arrival, Outcome};
 use crate::response::{self, Body, SharedFields};
 
 /// Handles one request (hyper's: `B` is its request body). A body the answer does not use is
-/// read and dropped before the answer goes out ([`crate::unused_body`]).
+/// read and dropped ([`crate::unused_body`]): before the answer on HTTP/1, beside it on
+/// HTTP/2.
 pub async fn route<B>(app: &Arc<App>, req: Request<B>) -> Response<Body>
 where
-    B: http_body::Body<Data = Bytes>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     if req.method() == Method::POST && is_purge(app, req.uri().path()) {
@@ -41,7 +42,11 @@ where
     if req.method() == Method::HEAD && req.version() >= http::Version::HTTP_2 {
         response::without_content(&mut response);
     }
-    crate::unused_body::discard(req).await;
+    if crate::unused_body::discard(req).await == crate::unused_body::Discarded::Left {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
 

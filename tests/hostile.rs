@@ -987,17 +987,18 @@ async fn answer_ping(s: &mut TcpStream, kind: u8, flags: u8, payload: &[u8]) {
     }
 }
 
-/// A `POST` to a file over HTTP/2: the 405 waits for the body, which is read and dropped, and
-/// the stream ends cleanly. Answered at once, the h2 crate would end the stream with
+/// A `POST` to a file over HTTP/2: the 405 goes at once, the body is read beside it, and the
+/// stream ends cleanly. Dropped unread, the body would end the stream with
 /// RST_STREAM(NO_ERROR) while the client still sends, and curl drops the answer for it.
 #[tokio::test]
-async fn an_unused_http2_request_body_is_read_before_the_answer() {
+async fn an_unused_http2_request_body_is_read_beside_the_answer() {
     let dir = tree_with_big_file(1024);
     let srv = start(args(dir.path()), None).await;
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
     let mut out = H2_PREFACE.to_vec();
     out.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
-    // POST /public.txt (HPACK with static-table names), END_HEADERS without END_STREAM.
+    // POST /public.txt (HPACK with static-table names), END_HEADERS without END_STREAM, and
+    // the first 1,000 bytes of the body.
     let mut block = vec![0x83, 0x86, 0x01, 0x01, b't', 0x04, 0x0b];
     block.extend_from_slice(b"/public.txt");
     out.extend_from_slice(&[
@@ -1012,19 +1013,16 @@ async fn an_unused_http2_request_body_is_read_before_the_answer() {
         1,
     ]);
     out.extend_from_slice(&block);
+    let data = |flags: u8| {
+        let mut frame = vec![0, 0x03, 0xe8, 0, flags, 0, 0, 0, 1];
+        frame.extend_from_slice(&[b'x'; 1000]);
+        frame
+    };
+    out.extend_from_slice(&data(0));
     s.write_all(&out).await.unwrap();
 
     let mut buf = Vec::new();
-    let early = h2_frames_for(&mut s, &mut buf, Duration::from_millis(300)).await;
-    assert!(
-        !early.iter().any(|(kind, _, _)| *kind == 1),
-        "answered before the body ended: {early:?}"
-    );
-    // 1,000 bytes of body with END_STREAM.
-    let mut data = vec![0, 0x03, 0xe8, 0, 0x01, 0, 0, 0, 1];
-    data.extend_from_slice(&[b'x'; 1000]);
-    s.write_all(&data).await.unwrap();
-    let frames = h2_frames_for(&mut s, &mut buf, Duration::from_millis(700)).await;
+    let frames = h2_frames_for(&mut s, &mut buf, Duration::from_millis(500)).await;
     let kinds: Vec<u8> = frames.iter().map(|(kind, _, _)| *kind).collect();
     assert!(kinds.contains(&1), "no response HEADERS: {kinds:?}");
     let body = frames
@@ -1033,6 +1031,53 @@ async fn an_unused_http2_request_body_is_read_before_the_answer() {
         .map(|(_, _, payload)| String::from_utf8_lossy(payload).into_owned());
     assert_eq!(body.as_deref(), Some("method not allowed\n"), "{kinds:?}");
     assert!(!kinds.contains(&3), "the stream was reset: {kinds:?}");
+    // The rest of the body, with END_STREAM: still no reset.
+    s.write_all(&data(1)).await.unwrap();
+    let frames = h2_frames_for(&mut s, &mut buf, Duration::from_millis(500)).await;
+    let kinds: Vec<u8> = frames.iter().map(|(kind, _, _)| *kind).collect();
+    assert!(!kinds.contains(&3), "the stream was reset: {kinds:?}");
+    drop(s);
+    srv.stop().await;
+}
+
+/// An unused HTTP/1 body is read before the 405, and the connection serves the next request;
+/// one behind `Expect: 100-continue` is never asked for, and the 405 says the connection closes.
+#[tokio::test]
+async fn an_unused_http1_request_body_keeps_the_connection_unless_expected() {
+    let dir = tree_with_big_file(1024);
+    let srv = start(args(dir.path()), None).await;
+    let (closed, res) = raw_lenient(
+        srv.addr,
+        b"POST /public.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
+          GET /public.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(closed, "{res}");
+    assert_eq!(raw_status(&res), 405, "{res}");
+    assert!(
+        res.contains("HTTP/1.1 200 OK"),
+        "the next request was not served: {res}"
+    );
+
+    let (closed, res) = raw_lenient(
+        srv.addr,
+        b"POST /public.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\
+          Expect: 100-continue\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(closed, "left open: {res}");
+    assert_eq!(raw_status(&res), 405, "{res}");
+    assert!(
+        !res.contains("100 Continue"),
+        "the body was asked for: {res}"
+    );
+    assert!(
+        res.to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{res}"
+    );
     srv.stop().await;
 }
 
