@@ -833,6 +833,59 @@ async fn the_connection_cap_refuses_cleanly_and_recovers() {
         "refusal took {:?}",
         started.elapsed()
     );
+    // Frame by frame: a POST whose 100,000-byte body outgrows the initial 65,535-byte window
+    // is given WINDOW_UPDATEs, read to its end, and only then answered: the 503 and GOAWAY
+    // naming its stream, with no PING (Python's h2 fails on one after GOAWAY) and no reset.
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    // POST /public.txt; its body follows.
+    let mut out = h2_post_public_txt();
+    let data = |len: usize, flags: u8| {
+        let mut frame = vec![0, (len >> 8) as u8, len as u8, 0, flags, 0, 0, 0, 1];
+        frame.extend(std::iter::repeat_n(b'x', len));
+        frame
+    };
+    for _ in 0..4 {
+        out.extend_from_slice(&data(16_383, 0));
+    }
+    s.write_all(&out).await.unwrap();
+    let mut buf = Vec::new();
+    let frames = h2_frames_for(&mut s, &mut buf, Duration::from_millis(500)).await;
+    let kinds: Vec<u8> = frames.iter().map(|(kind, _, _)| *kind).collect();
+    assert!(
+        kinds.contains(&8),
+        "no WINDOW_UPDATE for the body: {kinds:?}"
+    );
+    assert!(
+        !kinds.contains(&1),
+        "answered before the body ended: {kinds:?}"
+    );
+    let mut rest = Vec::new();
+    for _ in 0..2 {
+        rest.extend_from_slice(&data(16_384, 0));
+    }
+    rest.extend_from_slice(&data(100_000 - 4 * 16_383 - 2 * 16_384, 1));
+    s.write_all(&rest).await.unwrap();
+    let frames = h2_frames_for(&mut s, &mut buf, Duration::from_millis(1500)).await;
+    let kinds: Vec<u8> = frames.iter().map(|(kind, _, _)| *kind).collect();
+    let at = |kind: u8| kinds.iter().position(|k| *k == kind);
+    let (headers, goaway) = (at(1), at(7));
+    assert!(headers.is_some() && goaway > headers, "{kinds:?}");
+    let body = frames
+        .iter()
+        .find(|(kind, flags, _)| *kind == 0 && flags & 1 == 1)
+        .map(|(_, _, payload)| String::from_utf8_lossy(payload).into_owned());
+    assert_eq!(body.as_deref(), Some("too many connections\n"), "{kinds:?}");
+    let (_, _, goaway_payload) = &frames[goaway.unwrap()];
+    assert_eq!(
+        &goaway_payload[..8],
+        &[0, 0, 0, 1, 0, 0, 0, 0],
+        "GOAWAY(1, NO_ERROR)"
+    );
+    assert!(
+        !kinds.contains(&6) && !kinds.contains(&3),
+        "PING or reset: {kinds:?}"
+    );
+    drop(s);
     // Free the slots: new connections are served again.
     drop(held);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -844,6 +897,12 @@ async fn the_connection_cap_refuses_cleanly_and_recovers() {
         assert!(Instant::now() < deadline, "cap never released: {res}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let metrics = srv.text("/metrics").await;
+    let refused = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cdn_origin_connections_refused_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert!(refused >= Some(3), "refusals not counted: {refused:?}");
     srv.stop().await;
 }
 
@@ -995,24 +1054,8 @@ async fn an_unused_http2_request_body_is_read_beside_the_answer() {
     let dir = tree_with_big_file(1024);
     let srv = start(args(dir.path()), None).await;
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    let mut out = H2_PREFACE.to_vec();
-    out.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
-    // POST /public.txt (HPACK with static-table names), END_HEADERS without END_STREAM, and
-    // the first 1,000 bytes of the body.
-    let mut block = vec![0x83, 0x86, 0x01, 0x01, b't', 0x04, 0x0b];
-    block.extend_from_slice(b"/public.txt");
-    out.extend_from_slice(&[
-        0,
-        0,
-        u8::try_from(block.len()).unwrap(),
-        1,
-        0x04,
-        0,
-        0,
-        0,
-        1,
-    ]);
-    out.extend_from_slice(&block);
+    // POST /public.txt; its body follows.
+    let mut out = h2_post_public_txt();
     let data = |flags: u8| {
         let mut frame = vec![0, 0x03, 0xe8, 0, flags, 0, 0, 0, 1];
         frame.extend_from_slice(&[b'x'; 1000]);
@@ -1079,6 +1122,19 @@ async fn an_unused_http1_request_body_keeps_the_connection_unless_expected() {
         "{res}"
     );
     srv.stop().await;
+}
+
+/// The HTTP/2 preface, an empty SETTINGS and the HEADERS of `POST /public.txt` on stream 1
+/// (HPACK with static-table names), END_HEADERS without END_STREAM: its body is to follow.
+fn h2_post_public_txt() -> Vec<u8> {
+    let mut out = H2_PREFACE.to_vec();
+    out.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    let mut block = vec![0x83, 0x86, 0x01, 0x01, b't', 0x04, 0x0b];
+    block.extend_from_slice(b"/public.txt");
+    let len = u8::try_from(block.len()).unwrap();
+    out.extend_from_slice(&[0, 0, len, 1, 0x04, 0, 0, 0, 1]);
+    out.extend_from_slice(&block);
+    out
 }
 
 /// The HTTP/2 frames that arrive within `wait` (type, flags, payload), PINGs answered.

@@ -137,6 +137,7 @@ pub struct Metrics {
     open_connections: Gauge,
     connections: Counter,
     connections_closed: Family<ConnectionEndLabels, Counter>,
+    connections_refused: Counter,
     cache_bytes: Gauge<u64, AtomicU64>,
     cache_entries: Gauge<u64, AtomicU64>,
     cache_evictions: Counter,
@@ -189,6 +190,7 @@ impl Metrics {
             open_connections: Gauge::default(),
             connections: Counter::default(),
             connections_closed: Family::default(),
+            connections_refused: Counter::default(),
             cache_bytes: Gauge::default(),
             cache_entries: Gauge::default(),
             cache_evictions: Counter::default(),
@@ -402,6 +404,11 @@ impl Metrics {
                     .clone()
             })
             .inc();
+    }
+
+    /// A connection was refused over `max_connections` (it is not counted as accepted).
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
     }
 
     /// Current hot-cache size in bytes and entries.

@@ -66,6 +66,11 @@ impl Metrics {
             "Client connections ended, by how they ended",
             self.connections_closed.clone(),
         );
+        r.register(
+            "connections_refused",
+            "Client connections refused over max_connections, answered 503",
+            self.connections_refused.clone(),
+        );
         r.register_with_unit(
             "cache",
             "Hot cache size (bodies, variants and metadata)",

@@ -177,7 +177,8 @@ impl Server {
                         }
                     };
                     let Ok(permit) = permits.clone().try_acquire_owned() else {
-                        tracing::warn!(%peer, "connection cap reached; refusing");
+                        app.metrics.connection_refused();
+                        refusals.log(peer);
                         let refusals = refusals.clone();
                         tokio::spawn(async move { refusals.refuse(stream).await });
                         continue;
