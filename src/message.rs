@@ -9,8 +9,16 @@
 //!   target without an authority).
 //! - HTTP/2 (RFC 9113 §8.3.1): a `Host` that names another authority than `:authority` makes
 //!   the request malformed: 400.
+//! - A target in absolute form (`GET http://host/path`), and HTTP/2's `:authority`, must name
+//!   `uri-host [":" port]` as `Host` must: user information (RFC 9110 §4.2.4, RFC 9113
+//!   §8.3.1) or a port that is not digits is a 400.
 //! - More than [`MAX_FIELDS`] header fields is a 431 on every protocol, as our HTTP/1 parser
 //!   and hyper's already answer on HTTP/1.
+//! - [`check_transfer_coding`], for an HTTP/1 request with a body (hyper's side of the
+//!   connection; our HTTP/1 layer hands those over): `Transfer-Encoding` may name only
+//!   `chunked`, once (RFC 9112 §6.1, §7). hyper reads a body whose last coding is `chunked` and
+//!   ignores the others; a coding we do not implement is a 501, `chunked` twice a 400, as
+//!   nginx answers.
 //!
 //! Everything here reads only the request's line and fields, so it costs a few comparisons
 //! per request.
@@ -31,6 +39,10 @@ pub enum Refusal {
     BadHost(&'static str),
     /// Too many header fields: 431.
     TooManyFields,
+    /// A transfer coding other than `chunked`: 501.
+    UnknownTransferCoding,
+    /// `chunked` applied more than once: 400.
+    ChunkedTwice,
 }
 
 impl Refusal {
@@ -40,6 +52,8 @@ impl Refusal {
             Refusal::UnknownMethod => StatusCode::NOT_IMPLEMENTED,
             Refusal::BadHost(_) => StatusCode::BAD_REQUEST,
             Refusal::TooManyFields => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Refusal::UnknownTransferCoding => StatusCode::NOT_IMPLEMENTED,
+            Refusal::ChunkedTwice => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -49,6 +63,8 @@ impl Refusal {
             Refusal::UnknownMethod => "method not implemented\n",
             Refusal::BadHost(_) => "bad request: host\n",
             Refusal::TooManyFields => "too many header fields\n",
+            Refusal::UnknownTransferCoding => "transfer coding not implemented\n",
+            Refusal::ChunkedTwice => "bad request: chunked twice\n",
         }
     }
 }
@@ -82,7 +98,33 @@ fn is_known(method: &Method) -> bool {
     )
 }
 
+/// Checks the `Transfer-Encoding` of an HTTP/1 request that has a body (see the module docs).
+pub fn check_transfer_coding(fields: &HeaderMap) -> Result<(), Refusal> {
+    let mut chunked = 0;
+    for value in fields.get_all(header::TRANSFER_ENCODING) {
+        for coding in value.as_bytes().split(|&b| b == b',') {
+            let coding = coding.trim_ascii();
+            if coding.is_empty() {
+                continue;
+            }
+            if !coding.eq_ignore_ascii_case(b"chunked") {
+                return Err(Refusal::UnknownTransferCoding);
+            }
+            chunked += 1;
+        }
+    }
+    if chunked > 1 {
+        return Err(Refusal::ChunkedTwice);
+    }
+    Ok(())
+}
+
 fn check_host(version: Version, uri: &http::Uri, fields: &HeaderMap) -> Result<(), Refusal> {
+    if let Some(authority) = uri.authority()
+        && !is_host(authority.as_str().as_bytes())
+    {
+        return Err(Refusal::BadHost("invalid authority in the target"));
+    }
     let mut hosts = fields.get_all(header::HOST).iter();
     let host = hosts.next();
     if hosts.next().is_some() {
@@ -313,5 +355,69 @@ mod tests {
         assert_eq!(check(&r), Err(Refusal::TooManyFields));
         r.headers_mut().remove("x-0");
         assert_eq!(check(&r), Ok(()));
+    }
+
+    #[test]
+    fn an_authority_in_the_target_must_be_a_host_and_port() {
+        let with = |target: &str, version: Version| {
+            Request::builder()
+                .uri(target)
+                .version(version)
+                .header(header::HOST, "x")
+                .body(())
+                .unwrap()
+        };
+        for version in [Version::HTTP_10, Version::HTTP_11] {
+            assert_eq!(check(&with("http://x/a.css", version)), Ok(()));
+            assert_eq!(check(&with("http://x:8080/a.css", version)), Ok(()));
+            assert_eq!(check(&with("http://[::1]:8080/a.css", version)), Ok(()));
+            for bad in [
+                "http://u@x/a.css",
+                "http://u:p@x/a.css",
+                "http://x:bad/a.css",
+            ] {
+                assert!(
+                    matches!(check(&with(bad, version)), Err(Refusal::BadHost(_))),
+                    "{bad}"
+                );
+            }
+        }
+        // HTTP/2's :authority too (its Host matches, so only the authority is wrong).
+        let r = Request::builder()
+            .uri("http://u@x/a.css")
+            .version(Version::HTTP_2)
+            .body(())
+            .unwrap();
+        assert!(matches!(check(&r), Err(Refusal::BadHost(_))));
+    }
+
+    #[test]
+    fn only_chunked_once_is_a_transfer_coding_we_take() {
+        let with = |values: &[&str]| {
+            let mut fields = HeaderMap::new();
+            for v in values {
+                fields.append(header::TRANSFER_ENCODING, v.parse().unwrap());
+            }
+            check_transfer_coding(&fields)
+        };
+        assert_eq!(with(&[]), Ok(()));
+        assert_eq!(with(&["chunked"]), Ok(()));
+        assert_eq!(with(&["Chunked"]), Ok(()));
+        assert_eq!(with(&[" chunked ,"]), Ok(()));
+        assert_eq!(
+            with(&["gzip, chunked"]),
+            Err(Refusal::UnknownTransferCoding)
+        );
+        assert_eq!(
+            with(&["gzip", "chunked"]),
+            Err(Refusal::UnknownTransferCoding)
+        );
+        assert_eq!(with(&["chunked;a=b"]), Err(Refusal::UnknownTransferCoding));
+        assert_eq!(with(&["chunked, chunked"]), Err(Refusal::ChunkedTwice));
+        assert_eq!(with(&["chunked", "chunked"]), Err(Refusal::ChunkedTwice));
+        assert_eq!(
+            Refusal::UnknownTransferCoding.status(),
+            StatusCode::NOT_IMPLEMENTED
+        );
     }
 }

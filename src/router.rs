@@ -28,6 +28,20 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // A body's framing is checked before anything reads it; the refusal closes the
+    // connection, whose next bytes cannot be trusted to start a request.
+    if req.version() < http::Version::HTTP_2
+        && !req.body().is_end_stream()
+        && let Err(refusal) = message::check_transfer_coding(req.headers())
+    {
+        let outcome = Outcome::plain(refused(refusal));
+        pipeline::record(app, &Arrival::of(&req, Instant::now()), &outcome);
+        let mut response = outcome.response;
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
     if req.method() == Method::POST && is_purge(app, req.uri().path()) {
         if let Err(refusal) = message::check(&req) {
             return refused(refusal);

@@ -838,6 +838,35 @@ async fn request_messages_are_checked_before_routing() {
                 format!("DELETE /health HTTP/1.1\r\nHost: t\r\n{close}"),
                 405,
             ),
+            // An authority in the target is checked as Host is.
+            (
+                format!("GET http://u@t/hello.txt HTTP/1.1\r\nHost: t\r\n{close}"),
+                400,
+            ),
+            (
+                format!("GET http://t:bad/hello.txt HTTP/1.1\r\nHost: t\r\n{close}"),
+                400,
+            ),
+            (
+                format!("GET http://t:8080/hello.txt HTTP/1.1\r\nHost: t\r\n{close}"),
+                200,
+            ),
+            // Transfer codings: only chunked, once (RFC 9112 §6.1), as nginx answers.
+            (
+                "GET /hello.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
+                    .to_string(),
+                501,
+            ),
+            (
+                "GET /hello.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n"
+                    .to_string(),
+                400,
+            ),
+            (
+                "POST /hello.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n"
+                    .to_string(),
+                405,
+            ),
         ];
         for (request, want) in cases {
             let out = raw(srv.addr, request.as_bytes()).await;
@@ -856,6 +885,9 @@ async fn request_messages_are_checked_before_routing() {
             }
             if want == 400 || want == 501 {
                 assert!(lower.contains("cache-control: no-store"), "{out}");
+            }
+            if request.contains("Transfer-Encoding: gzip") || request.contains("chunked, chunked") {
+                assert!(lower.contains("\r\nconnection: close\r\n"), "{out}");
             }
         }
         srv.stop().await;
