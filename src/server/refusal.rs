@@ -264,6 +264,11 @@ impl<'a> H2Refusal<'a> {
                     frame::put(&mut reply, frame::PING, frame::ACK, 0, &payload);
                 }
                 frame::GOAWAY => return Ok(Stop::Gone),
+                // A client's stream has an odd id (RFC 9113 §5.1.1); anything else is a
+                // protocol error, answered by the close.
+                frame::HEADERS if self.request.is_none() && id.is_multiple_of(2) => {
+                    return Ok(Stop::Gone);
+                }
                 frame::HEADERS if self.request.is_none() => {
                     self.request = Some(Request {
                         id,
