@@ -6,7 +6,7 @@
 //! idle timeout in both directions ([`deadlines::Deadlines`]), a maximum request-head size
 //! (hyper answers 431 past it), and a cap on open connections: past the cap a connection gets a
 //! `503` with `Retry-After` in its own protocol and is closed, rather than waiting in the
-//! backlog ([`refusal`]).
+//! backlog (`refusal.rs`).
 //!
 //! Shutdown (SIGTERM/SIGINT, or the future given to [`Server::run`]): stop accepting, ask every
 //! connection to finish its in-flight responses (a long video download too) and close, wait up
