@@ -886,6 +886,53 @@ async fn the_connection_cap_refuses_cleanly_and_recovers() {
         "PING or reset: {kinds:?}"
     );
     drop(s);
+    // An HTTP/1 POST whose first byte came alone looked like the start of the preface: it
+    // still gets the HTTP/1 503.
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"P").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    s.write_all(b"OST /public.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out)).await;
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(raw_status(&out), 503, "{out}");
+    // A client whose window is 0 (SETTINGS_INITIAL_WINDOW_SIZE) gets the 503 without a body:
+    // the stream ends with an empty DATA, which needs no window.
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let mut out = H2_PREFACE.to_vec();
+    out.extend_from_slice(&[0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0]);
+    // GET / on stream 1 (indexed :method GET, :scheme http, :path /), END_STREAM|END_HEADERS.
+    out.extend_from_slice(&[0, 0, 3, 1, 0x05, 0, 0, 0, 1, 0x82, 0x86, 0x84]);
+    s.write_all(&out).await.unwrap();
+    let mut buf = Vec::new();
+    let frames = h2_frames_for(&mut s, &mut buf, Duration::from_millis(1500)).await;
+    let data: Vec<_> = frames.iter().filter(|(kind, _, _)| *kind == 0).collect();
+    assert_eq!(data.len(), 1, "{frames:?}");
+    assert_eq!(
+        (data[0].1 & 1, data[0].2.len()),
+        (1, 0),
+        "an empty DATA with END_STREAM"
+    );
+    drop(s);
+    // HEADERS on stream 0 is a connection error: GOAWAY(0, PROTOCOL_ERROR), no answer.
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let mut out = H2_PREFACE.to_vec();
+    out.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&[0, 0, 1, 1, 0x05, 0, 0, 0, 0, 0x82]);
+    s.write_all(&out).await.unwrap();
+    let mut buf = Vec::new();
+    let frames = h2_frames_for(&mut s, &mut buf, Duration::from_millis(1500)).await;
+    let kinds: Vec<u8> = frames.iter().map(|(kind, _, _)| *kind).collect();
+    assert!(!kinds.contains(&1), "answered on stream 0: {kinds:?}");
+    let goaway = frames.iter().find(|(kind, _, _)| *kind == 7);
+    assert_eq!(
+        goaway.map(|(_, _, payload)| payload[..8].to_vec()),
+        Some(vec![0, 0, 0, 0, 0, 0, 0, 1]),
+        "{kinds:?}"
+    );
+    drop(s);
     // Free the slots: new connections are served again.
     drop(held);
     let deadline = Instant::now() + Duration::from_secs(5);
