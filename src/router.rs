@@ -34,13 +34,7 @@ where
         && !req.body().is_end_stream()
         && let Err(refusal) = message::check_transfer_coding(req.headers())
     {
-        let outcome = Outcome::plain(refused(refusal));
-        pipeline::record(app, &Arrival::of(&req, Instant::now()), &outcome);
-        let mut response = outcome.response;
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return response;
+        return closing(refused_recorded(app, &req, Instant::now(), refusal));
     }
     if req.method() == Method::POST && is_purge(app, req.uri().path()) {
         if let Err(refusal) = message::check(&req) {
@@ -57,10 +51,17 @@ where
         response::without_content(&mut response);
     }
     if crate::unused_body::discard(req).await == crate::unused_body::Discarded::Left {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return closing(response);
     }
+    response
+}
+
+/// `response`, saying that the connection closes after it (HTTP/1: its request's body is left
+/// unread, so the next bytes cannot be taken for a request).
+fn closing(mut response: Response<Body>) -> Response<Body> {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
@@ -72,10 +73,7 @@ where
 pub async fn answer<B>(app: &Arc<App>, req: &Request<B>) -> (Response<Body>, Option<SharedFields>) {
     let started = Instant::now();
     if let Err(refusal) = message::check(req) {
-        tracing::debug!(?refusal, "request refused");
-        let outcome = Outcome::plain(refused(refusal));
-        pipeline::record(app, &Arrival::of(req, started), &outcome);
-        return (outcome.response, None);
+        return (refused_recorded(app, req, started, refusal), None);
     }
     let path = req.uri().path();
     let internal = matches!(
@@ -154,6 +152,20 @@ impl Drop for Unanswered<'_> {
 
 /// nginx's status for a request that ended before its answer (never sent to a client).
 const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// The answer to a request message refused before routing, counted in the metrics and the
+/// access log as any answer.
+fn refused_recorded<B>(
+    app: &Arc<App>,
+    req: &Request<B>,
+    started: Instant,
+    refusal: message::Refusal,
+) -> Response<Body> {
+    tracing::debug!(?refusal, "request refused");
+    let outcome = Outcome::plain(refused(refusal));
+    pipeline::record(app, &Arrival::of(req, started), &outcome);
+    outcome.response
+}
 
 /// The answer to a request message refused before routing.
 fn refused(refusal: message::Refusal) -> Response<Body> {

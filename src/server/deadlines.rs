@@ -72,7 +72,7 @@ use super::send_queue::SendQueue;
 
 /// The HTTP/2 connection preface (RFC 9113 section 3.4), as hyper-util's protocol detection
 /// reads it.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+pub(crate) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Whether `bytes` are the HTTP/2 connection preface, or as much of it as they hold.
 pub fn may_be_h2_preface(bytes: &[u8]) -> bool {
@@ -815,6 +815,24 @@ mod tests {
         }
     }
 
+    /// Sets the send queue to each of `sizes` in turn, one every `every`: a client taking (or
+    /// not taking) what the kernel holds for it.
+    fn queue_every(
+        queued: &Arc<AtomicUsize>,
+        every: Duration,
+        sizes: impl Iterator<Item = usize> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let queued = queued.clone();
+        tokio::spawn(async move {
+            for size in sizes {
+                tokio::time::sleep(every).await;
+                queued.store(size, Ordering::Relaxed);
+            }
+        })
+    }
+
+    const HALF_SECOND: Duration = Duration::from_millis(500);
+
     #[tokio::test(start_paused = true)]
     async fn a_client_still_receiving_what_the_kernel_holds_is_not_idle() {
         use crate::server::send_queue::testing::pair;
@@ -823,13 +841,11 @@ mod tests {
         // Our last write left 8 MB queued; the client takes 250 KB of them every 0.5 s.
         queued.store(8_000_000, Ordering::Relaxed);
         let started = Instant::now();
-        let shrinking = queued.clone();
-        let feeder = tokio::spawn(async move {
-            for left in (0..32).rev() {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                shrinking.store(left * 250_000, Ordering::Relaxed);
-            }
-        });
+        let feeder = queue_every(
+            &queued,
+            HALF_SECOND,
+            (0..32).rev().map(|left| left * 250_000),
+        );
         let mut buf = [0u8; 16];
         let err = io.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
@@ -852,13 +868,7 @@ mod tests {
         let mut io = Deadlines::new(server, TIMEOUT);
         queued.store(8_000, Ordering::Relaxed);
         let started = Instant::now();
-        let dribbling = queued.clone();
-        let feeder = tokio::spawn(async move {
-            for left in (0..8_000).rev() {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                dribbling.store(left, Ordering::Relaxed);
-            }
-        });
+        let feeder = queue_every(&queued, HALF_SECOND, (0..8_000).rev());
         let err = io.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert_eq!(started.elapsed(), TIMEOUT + QUEUE_PROBE);
@@ -998,11 +1008,7 @@ mod tests {
         // The answer's last 8,000 bytes are still queued at the idle deadline (10 s), and
         // gone at the second look (11 s): not idle until 21 s, then GOAWAY and its grace.
         queued.store(8_000, Ordering::Relaxed);
-        let emptying = queued.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(10_500)).await;
-            emptying.store(0, Ordering::Relaxed);
-        });
+        queue_every(&queued, Duration::from_millis(10_500), std::iter::once(0));
         let mut buf = [0u8; 16];
         let err = io.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
@@ -1016,13 +1022,8 @@ mod tests {
         let started = Instant::now();
         // The client reads nothing; our answers to its PINGs add to the queue.
         queued.store(8_000, Ordering::Relaxed);
-        let growing = queued.clone();
-        let feeder = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                growing.fetch_add(17, Ordering::Relaxed);
-            }
-        });
+        let growing = (8_017..).step_by(17);
+        let feeder = queue_every(&queued, Duration::from_millis(300), growing);
         let mut buf = [0u8; 16];
         let err = io.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);

@@ -109,7 +109,7 @@ impl Refusals {
             }
             return;
         };
-        let mut first = Vec::with_capacity(frame::PREFACE_LEN);
+        let mut first = Vec::with_capacity(deadlines::H2_PREFACE.len());
         let h2 = tokio::time::timeout(REFUSAL_LINGER, read_preface(&mut stream, &mut first));
         let answered = if matches!(h2.await, Ok(Ok(true))) {
             H2Refusal::new(&mut stream, first).run().await
@@ -125,13 +125,8 @@ impl Refusals {
 /// Reads the connection's first bytes into `first` until they are the HTTP/2 preface (true)
 /// or cannot be (false): an HTTP/1 `PUT` or `POST` starts as the preface does.
 async fn read_preface(stream: &mut TcpStream, first: &mut Vec<u8>) -> std::io::Result<bool> {
-    let mut chunk = [0u8; 1024];
-    while first.len() < frame::PREFACE_LEN {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(false);
-        }
-        first.extend_from_slice(&chunk[..n]);
+    while first.len() < deadlines::H2_PREFACE.len() {
+        read_more(stream, first).await?;
         if !deadlines::may_be_h2_preface(first) {
             return Ok(false);
         }
@@ -139,18 +134,34 @@ async fn read_preface(stream: &mut TcpStream, first: &mut Vec<u8>) -> std::io::R
     Ok(true)
 }
 
-/// Writes the HTTP/1 refusal; false if the client did not take it within a second.
+/// Reads what the client sent next onto `read`; an error at its end.
+async fn read_more(stream: &mut TcpStream, read: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut chunk = [0u8; 16 * 1024];
+    let n = stream.read(&mut chunk).await?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    read.extend_from_slice(&chunk[..n]);
+    Ok(())
+}
+
+/// Writes the HTTP/1 refusal; false if the client did not take it (see [`write_within`]).
 async fn write_http1(stream: &mut TcpStream) -> bool {
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n{BODY}",
         BODY.len()
     );
-    let written = tokio::time::timeout(
-        Duration::from_secs(1),
-        stream.write_all(response.as_bytes()),
-    );
+    write_within(stream, response.as_bytes()).await
+}
+
+/// Writes `bytes`; false if the client did not take them within [`WRITE_WAIT`].
+async fn write_within(stream: &mut TcpStream, bytes: &[u8]) -> bool {
+    let written = tokio::time::timeout(WRITE_WAIT, stream.write_all(bytes));
     matches!(written.await, Ok(Ok(())))
 }
+
+/// How long a refusal waits for the client to take what it writes.
+const WRITE_WAIT: Duration = Duration::from_secs(1);
 
 /// HTTP/2 frame types and flags (RFC 9113 §6) that the refusal reads or writes.
 mod frame {
@@ -176,9 +187,6 @@ mod frame {
 
     /// A flow-control window's size until the client says otherwise (RFC 9113 §6.9.2).
     pub const DEFAULT_WINDOW: i64 = 65_535;
-
-    /// The HTTP/2 connection preface's length.
-    pub const PREFACE_LEN: usize = 24;
 
     /// A frame header and `payload`, appended to `out`.
     pub fn put(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
@@ -280,14 +288,13 @@ impl<'a> H2Refusal<'a> {
     }
 
     async fn write(&mut self, bytes: &[u8]) -> bool {
-        let written = tokio::time::timeout(Duration::from_secs(1), self.stream.write_all(bytes));
-        matches!(written.await, Ok(Ok(())))
+        write_within(self.stream, bytes).await
     }
 
     /// Reads frames, answering what the protocol requires of a peer (SETTINGS and PING
     /// acknowledgements, WINDOW_UPDATEs for the body), until the first request has ended.
     async fn read_request(&mut self) -> std::io::Result<Stop> {
-        self.read.drain(..frame::PREFACE_LEN);
+        self.read.drain(..deadlines::H2_PREFACE.len());
         loop {
             self.fill(9).await?;
             let len = usize::from(self.read[0]) << 16
@@ -401,13 +408,8 @@ impl<'a> H2Refusal<'a> {
 
     /// Reads until at least `n` bytes are buffered.
     async fn fill(&mut self, n: usize) -> std::io::Result<()> {
-        let mut chunk = [0u8; 16 * 1024];
         while self.read.len() < n {
-            let got = self.stream.read(&mut chunk).await?;
-            if got == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            self.read.extend_from_slice(&chunk[..got]);
+            read_more(self.stream, &mut self.read).await?;
         }
         Ok(())
     }
